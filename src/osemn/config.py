@@ -1,0 +1,422 @@
+"""osemn.yaml: pydantic models of the config contract, ``${ENV}`` interpolation,
+and errors that point at ``file:line: key``.
+
+The YAML is composed once to keep every node's line, so that a pydantic error
+on ``datasets.orders.freshness.max_age`` can be reported where the user wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from osemn._units import parse_duration
+from osemn.errors import ConfigError
+
+__all__ = [
+    "AgentConfig",
+    "Config",
+    "DatasetConfig",
+    "FailuresConfig",
+    "FreshnessConfig",
+    "Schedule",
+    "SourceConfig",
+    "VolumeConfig",
+    "load_config",
+    "parse_config",
+]
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_EVERY = re.compile(r"^\s*every\s+(\S+)\s*$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a dataset is checked: a fixed interval or a 5-field cron expression."""
+
+    interval: timedelta | None = None
+    cron: str | None = None
+
+    @classmethod
+    def parse(cls, value: object) -> Schedule:
+        if isinstance(value, Schedule):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a schedule; use 'every 5m' or a cron '*/5 * * * *'")
+        match = _EVERY.match(value)
+        if match:
+            interval = parse_duration(match.group(1))
+            if interval < timedelta(seconds=1):
+                raise ValueError(f"{value!r} is shorter than 1s; use e.g. 'every 30s'")
+            return cls(interval=interval)
+        if len(value.split()) == 5:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a valid cron expression ({exc})") from None
+            return cls(cron=value)
+        raise ValueError(f"{value!r} is not a schedule; use 'every 5m' or a cron '*/5 * * * *'")
+
+    def __str__(self) -> str:
+        from osemn._units import format_duration
+
+        return f"every {format_duration(self.interval)}" if self.interval else str(self.cron)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentConfig(_Model):
+    """The ``agent:`` block."""
+
+    state: str = "sqlite:///osemn-state.db"
+    listen: str = "127.0.0.1:9108"
+    retention: Duration = timedelta(days=30)
+    shutdown_timeout: Duration = timedelta(seconds=30)
+    jitter: Duration = timedelta(seconds=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not host:port; use e.g. 127.0.0.1:9108 or 0.0.0.0:9108")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        _check_url(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+def _check_url(value: str) -> None:
+    try:
+        make_url(value)
+    except ArgumentError:
+        raise ValueError(
+            "is not a SQLAlchemy URL; use e.g. postgresql+psycopg://user@host/db, "
+            "duckdb:///path.duckdb or sqlite:///path.db"
+        ) from None
+
+
+class SourceConfig(_Model):
+    """A warehouse reachable through a SQLAlchemy URL."""
+
+    url: str
+    max_concurrency: int = Field(default=2, ge=1, le=64)
+    statement_timeout: Duration = timedelta(seconds=60)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        _check_url(value)
+        return value
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden: the only form that may be shown or logged."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"SourceConfig(url={self.safe_url!r}, max_concurrency={self.max_concurrency}, "
+            f"statement_timeout={self.statement_timeout!r})"
+        )
+
+    __str__ = __repr__
+
+
+class FreshnessConfig(_Model):
+    """``freshness: {max_age: 15m}``: the newest row must be younger than max_age."""
+
+    max_age: Duration
+
+
+class VolumeConfig(_Model):
+    """``volume: {window: 1h, min_rows: 100, max_rows: ...}``: rows in the window."""
+
+    window: Duration | None = None
+    min_rows: int | None = Field(default=None, ge=0)
+    max_rows: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> VolumeConfig:
+        if self.min_rows is None and self.max_rows is None:
+            raise ValueError("needs min_rows, max_rows or both")
+        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+            raise ValueError(f"min_rows {self.min_rows} is above max_rows {self.max_rows}")
+        return self
+
+
+class FailuresConfig(_Model):
+    """How many failing rows to sample per failing check, and which columns to mask."""
+
+    sample: int = Field(default=5, ge=0, le=1000)
+    mask: tuple[str, ...] = ()
+
+
+class DatasetConfig(_Model):
+    """A table or view of a source and the checks to run on it."""
+
+    source: str
+    table: str
+    timestamp: str | None = None
+    schedule: Annotated[Schedule, BeforeValidator(Schedule.parse)] = Schedule(
+        interval=timedelta(minutes=5)
+    )
+    schema_: str | None = Field(default=None, alias="schema")
+    freshness: FreshnessConfig | None = None
+    volume: VolumeConfig | None = None
+    failures: FailuresConfig = FailuresConfig()
+    lateness: Duration = timedelta(hours=1)
+    incremental: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _needs_timestamp(self) -> DatasetConfig:
+        if self.freshness is not None and self.timestamp is None:
+            raise ValueError("freshness needs `timestamp:` (the event-time column)")
+        if self.volume is not None and self.volume.window is not None and self.timestamp is None:
+            raise ValueError("volume.window needs `timestamp:` (the event-time column)")
+        return self
+
+    @property
+    def schema_ref(self) -> str | None:
+        return self.schema_
+
+
+class Config(_Model):
+    """The whole osemn.yaml. ``base_dir`` resolves relative schema paths."""
+
+    version: Literal[1]
+    agent: AgentConfig = AgentConfig()
+    sources: dict[str, SourceConfig]
+    datasets: dict[str, DatasetConfig] = {}
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for name, ds in self.datasets.items():
+            if ds.source not in self.sources:
+                raise _RefError(
+                    ("datasets", name, "source"),
+                    f"unknown source {ds.source!r}; defined sources: "
+                    f"{', '.join(map(repr, self.sources)) or 'none'}",
+                )
+        return self
+
+
+class _RefError(ValueError):
+    """A cross-reference error that knows which key it is about."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        self.loc = loc
+        super().__init__(message)
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def _interpolate(text: str, *, env: Mapping[str, str], path: str, line: int, key: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} is not set; export it, or write ${{{name}:-default}}",
+            path=path,
+            line=line,
+            key=key,
+        )
+
+    return _ENV.sub(replace, text)
+
+
+def _to_python(
+    node: yaml.Node,
+    *,
+    loc: tuple[str, ...],
+    lines: dict[tuple[str, ...], int],
+    env: Mapping[str, str],
+    path: str,
+) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                raise ConfigError(
+                    "duplicate key; keep one", path=path, line=key_node.start_mark.line + 1,
+                    key=".".join((*loc, key)),
+                )
+            out[key] = _to_python(value_node, loc=(*loc, key), lines=lines, env=env, path=path)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(item, loc=(*loc, str(i)), lines=lines, env=env, path=path)
+            for i, item in enumerate(node.value)
+        ]
+    assert isinstance(node, yaml.ScalarNode)
+    value = yaml.safe_load(yaml.serialize(node))
+    if isinstance(value, str) and "${" in value:
+        text = _interpolate(value, env=env, path=path, line=lines[loc], key=".".join(loc))
+        # An interpolated value is typed as YAML would type it if written in place.
+        value = text if node.style in ("'", '"') else yaml.safe_load(text) if text else text
+    return value
+
+
+def parse_config(
+    text: str, *, path: str = "osemn.yaml", env: Mapping[str, str] | None = None
+) -> Config:
+    """Parse and validate osemn.yaml text.
+
+    Raises:
+        ConfigError: naming ``path:line: key``, what is wrong and what would be valid.
+    """
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", path=path, line=line) from None
+    if node is None or not isinstance(node, yaml.MappingNode):
+        raise ConfigError("must be a mapping with at least `version: 1` and `sources:`", path=path)
+    lines: dict[tuple[str, ...], int] = {}
+    data = _to_python(node, loc=(), lines=lines, env=env, path=path)
+    base_dir = Path(path).resolve().parent
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise _config_error(exc, lines=lines, path=path) from None
+
+
+def _config_error(
+    exc: ValidationError, *, lines: Mapping[tuple[str, ...], int], path: str
+) -> ConfigError:
+    problems = []
+    first: tuple[int | None, str] | None = None
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _RefError):
+            loc = ctx_error.loc
+        loc = tuple(p for p in loc if p in _KNOWN_KEYS or not _is_type_tag(p))
+        msg = _explain(err, loc)
+        line = _line_for(loc, lines)
+        problems.append((line, ".".join(loc), msg))
+        if first is None:
+            first = (line, ".".join(loc))
+    assert first is not None
+    line, key = first
+    message = problems[0][2]
+    if len(problems) > 1:
+        message += "".join(
+            f"\n  {path}:{ln}: {k}: {m}" if ln else f"\n  {path}: {k}: {m}"
+            for ln, k, m in problems[1:]
+        )
+    return ConfigError(message, path=path, line=line, key=key or None)
+
+
+_KNOWN_KEYS = frozenset(
+    "version agent sources datasets state listen retention shutdown_timeout jitter url "
+    "max_concurrency statement_timeout source table timestamp schedule schema freshness "
+    "volume failures lateness incremental max_age window min_rows max_rows sample mask".split()
+)
+
+
+def _is_type_tag(part: str) -> bool:
+    # pydantic adds union/type tags like "FreshnessConfig" or "timedelta" to locations.
+    return part[:1].isupper() or part in {"timedelta", "str", "int"}
+
+
+def _line_for(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _explain(err: Any, loc: tuple[str, ...]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = loc[-2] if len(loc) >= 2 else "the top level"
+        valid = _VALID_KEYS.get(loc[-2] if len(loc) >= 2 else "", _VALID_KEYS[""])
+        if len(loc) >= 3 and loc[0] in ("datasets", "sources"):
+            valid = _VALID_KEYS[loc[0]] if len(loc) == 3 else _VALID_KEYS.get(loc[-2], valid)
+        return f"unknown key in {parent}; valid keys: {', '.join(valid)}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error" and loc == ("version",):
+        return f"unsupported version {err.get('input')!r}; this osemn reads version: 1"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if kind not in ("value_error",) and "input" in err and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+_VALID_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("version", "agent", "sources", "datasets"),
+    "agent": ("state", "listen", "retention", "shutdown_timeout", "jitter"),
+    "sources": ("url", "max_concurrency", "statement_timeout"),
+    "datasets": (
+        "source", "table", "timestamp", "schedule", "schema", "freshness", "volume",
+        "failures", "lateness", "incremental",
+    ),
+    "freshness": ("max_age",),
+    "volume": ("window", "min_rows", "max_rows"),
+    "failures": ("sample", "mask"),
+}
+
+
+def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate an osemn.yaml file.
+
+    Raises:
+        ConfigError: when the file cannot be read or is not a valid config.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}; check the -c path", path=str(p)) from None
+    return parse_config(text, path=str(p), env=env)
