@@ -101,7 +101,7 @@ class AgentConfig(_Model):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"{value!r} is not host:port; use e.g. 127.0.0.1:9108 or 0.0.0.0:9108")
         return value
@@ -175,7 +175,11 @@ class VolumeConfig(_Model):
     def _bounds(self) -> VolumeConfig:
         if self.min_rows is None and self.max_rows is None:
             raise ValueError("needs min_rows, max_rows or both")
-        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+        if (
+            self.min_rows is not None
+            and self.max_rows is not None
+            and self.min_rows > self.max_rows
+        ):
             raise ValueError(f"min_rows {self.min_rows} is above max_rows {self.max_rows}")
         return self
 
@@ -282,7 +286,9 @@ def _to_python(
             key = str(key_node.value)
             if key in out:
                 raise ConfigError(
-                    "duplicate key; keep one", path=path, line=key_node.start_mark.line + 1,
+                    "duplicate key; keep one",
+                    path=path,
+                    line=key_node.start_mark.line + 1,
                     key=".".join((*loc, key)),
                 )
             out[key] = _to_python(value_node, loc=(*loc, key), lines=lines, env=env, path=path)
@@ -399,8 +405,16 @@ _VALID_KEYS: dict[str, tuple[str, ...]] = {
     "agent": ("state", "listen", "retention", "shutdown_timeout", "jitter"),
     "sources": ("url", "max_concurrency", "statement_timeout"),
     "datasets": (
-        "source", "table", "timestamp", "schedule", "schema", "freshness", "volume",
-        "failures", "lateness", "incremental",
+        "source",
+        "table",
+        "timestamp",
+        "schedule",
+        "schema",
+        "freshness",
+        "volume",
+        "failures",
+        "lateness",
+        "incremental",
     ),
     "freshness": ("max_age",),
     "volume": ("window", "min_rows", "max_rows"),
@@ -418,5 +432,7 @@ def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None =
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}; check the -c path", path=str(p)) from None
+        raise ConfigError(
+            f"cannot read config: {exc.strerror}; check the -c path", path=str(p)
+        ) from None
     return parse_config(text, path=str(p), env=env)

@@ -91,9 +91,7 @@ class QueryTimeoutError(SourceError, TimeoutError):
 class UnknownTableError(SourceError, LookupError):
     """The configured table does not exist; ``available`` lists what the warehouse has."""
 
-    def __init__(
-        self, *, source: str | None, table: str, available: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, *, source: str | None, table: str, available: Sequence[str] = ()) -> None:
         self.table = table
         self.available = tuple(available)
         shown = ", ".join(repr(t) for t in self.available[:20])

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one check; the value doubles as the ``status`` metric label."""
 
     PASS = "pass"
@@ -30,7 +30,7 @@ class Status(str, enum.Enum):
     ERROR = "error"
 
 
-class CheckKind(str, enum.Enum):
+class CheckKind(enum.StrEnum):
     """Kind of check; the value doubles as the ``kind`` metric label."""
 
     SCHEMA = "schema"

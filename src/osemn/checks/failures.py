@@ -1,0 +1,69 @@
+"""Bounded samples of failing rows, with masked columns replaced by a keyed hash.
+
+Only a failing check costs a sample query. Masked values are hashed with
+HMAC-SHA256 under the agent's key before they are stored or shown: equal values
+still look equal (so a sample can be joined on), but cannot be read back or
+guessed from a dictionary without the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = ["failing_rows", "json_value", "mask_rows"]
+
+
+def failing_rows(
+    table: sa.Table,
+    fails: ColumnElement[bool],
+    columns: Sequence[str],
+    *,
+    limit: int,
+    where: ColumnElement[bool] | None,
+) -> sa.Select[Any]:
+    """Up to ``limit`` rows that break a rule, showing ``columns``."""
+    stmt = sa.select(*(table.c[c] for c in columns)).select_from(table).where(fails)
+    if where is not None:
+        stmt = stmt.where(where)
+    return stmt.limit(limit)
+
+
+def json_value(value: object) -> object:
+    """A warehouse value as JSON can carry it."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def _mask(value: object, key: bytes) -> object:
+    if value is None:
+        return None
+    digest = hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"hmac:{digest[:16]}"
+
+
+def mask_rows(
+    rows: Iterable[Mapping[str, Any]], *, mask: Iterable[str], key: bytes
+) -> tuple[dict[str, object], ...]:
+    """Rows as JSON-ready dicts, masked columns replaced by their keyed hash."""
+    masked = set(mask)
+    return tuple(
+        {k: _mask(v, key) if k in masked else json_value(v) for k, v in row.items()} for row in rows
+    )
