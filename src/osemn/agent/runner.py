@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from osemn._units import format_duration
 from osemn.agent.state import StateStore
 from osemn.checks._time import as_utc, bind_time
 from osemn.checks.base import CompiledSchema, RowRule, UniqueRule
@@ -41,6 +42,7 @@ __all__ = ["VALIDITY", "DatasetRunner"]
 log = logging.getLogger(__name__)
 
 VALIDITY = "validity"
+_PLANNED = (CheckKind.FRESHNESS, CheckKind.VOLUME)
 CUSTOM_SAMPLE_ROWS = 10_000
 
 
@@ -66,6 +68,7 @@ class DatasetRunner:
         warehouse: Warehouse,
         state: StateStore,
         schema: Any | None,
+        schema_error: str | None = None,
         clock: Callable[[], datetime],
         mask_key: bytes,
     ) -> None:
@@ -74,6 +77,7 @@ class DatasetRunner:
         self.warehouse = warehouse
         self.state = state
         self.schema = schema
+        self.schema_error = schema_error
         self.clock = clock
         self.mask_key = mask_key
         self.last_statements = 0
@@ -97,7 +101,7 @@ class DatasetRunner:
     def expected_checks(self) -> list[tuple[CheckKind, str]]:
         """The checks a run reports even when it cannot start (for error results)."""
         out: list[tuple[CheckKind, str]] = []
-        if self.schema is not None:
+        if self.schema is not None or self.schema_error is not None:
             out.append((CheckKind.SCHEMA, VALIDITY))
         if self.config.freshness is not None and self.config.timestamp is not None:
             out.append(
@@ -107,6 +111,39 @@ class DatasetRunner:
             out.append((CheckKind.VOLUME, volume_name(self.config.volume)))
         out.append((CheckKind.SCHEMA_CHANGE, SCHEMA_CHANGE))
         return out
+
+    def describe_plan(self) -> list[str]:
+        """What a run would do, for ``osemn validate``; problems start with ``ERROR``."""
+        cfg = self.config
+        lines = [f"{cfg.schedule}, source {self.warehouse.name}, table {cfg.table}"]
+        if self.schema_error is not None:
+            lines.append(f"ERROR schema: {self.schema_error}")
+        try:
+            info = self.warehouse.describe(cfg.table)
+            ts = self._timestamp_column(info)
+        except OsemnError as exc:
+            return [*lines, f"ERROR {exc}"]
+        kind = "view" if info.is_view else "table"
+        lines[0] += f" ({kind}, {len(info.table.columns)} columns)"
+        if ts is not None and cfg.incremental:
+            lines.append(
+                f"incremental on {cfg.timestamp} (lateness {format_duration(cfg.lateness)})"
+            )
+        if self.schema is not None:
+            compiled = compile_schema(
+                self.schema, info.table, dialect=self.warehouse.engine.dialect
+            )
+            fused = len(compiled.row_rules) + len(compiled.aggregate_rules)
+            lines.append(f"schema {cfg.schema_ref}: {fused} rules fused in one scan")
+            for rule in compiled.unique_rules:
+                proof = proven_by_constraint(
+                    rule, info.table, primary_key=info.primary_key, unique_keys=info.unique_keys
+                )
+                lines.append(f"{rule.name}: {proof or 'one grouped statement'}")
+            lines += [f"{r.name}: sampled, checked by pandera" for r in compiled.custom_rules]
+            lines += [f"ERROR {s.name}: {s.detail}" for s in compiled.static if not s.passed]
+        lines += [check for kind_, check in self.expected_checks() if kind_ in _PLANNED]
+        return lines
 
     # -- the run --------------------------------------------------------------
 
@@ -159,6 +196,16 @@ class DatasetRunner:
 
         if compiled is not None:
             self._schema_results(run, info, compiled, outcome, rows)
+        elif self.schema_error is not None:
+            run.results.append(
+                self._result(
+                    run,
+                    kind=CheckKind.SCHEMA,
+                    check=VALIDITY,
+                    status=Status.ERROR,
+                    error=self.schema_error,
+                )
+            )
         newest = as_utc(outcome.values.get("newest")) if ts is not None else None
         if watermark is not None and (newest is None or watermark > newest):
             newest = watermark

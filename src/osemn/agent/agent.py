@@ -1,0 +1,247 @@
+"""The long-running agent: sources, runners, state, metrics, HTTP and the scheduler.
+
+``Agent`` is also what ``osemn check`` uses for a single pass, so a CI run and
+the sidecar produce the same results from the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
+from osemn._version import __version__
+from osemn.agent.runner import DatasetRunner
+from osemn.agent.scheduler import Scheduler
+from osemn.agent.state import StateStore
+from osemn.checks.schema import load_schema
+from osemn.config import Config
+from osemn.errors import ConfigError, OsemnError, StateError
+from osemn.exporters.metrics import MetricsCollector
+from osemn.results import CheckResult, results_document
+from osemn.sources.warehouse import Warehouse
+
+__all__ = ["Agent", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY = timedelta(hours=1)
+
+
+def utcnow() -> datetime:
+    """The wall clock as aware UTC; tests pass a frozen one instead."""
+    return datetime.now(UTC)
+
+
+def _mask_key() -> bytes:
+    """The key of masked-value hashes: OSEMN_MASK_KEY, else random for this process.
+
+    Set OSEMN_MASK_KEY to keep hashes comparable across restarts and replicas.
+    """
+    key = os.environ.get("OSEMN_MASK_KEY")
+    return key.encode("utf-8") if key else secrets.token_bytes(32)
+
+
+class Agent:
+    """Everything one osemn.yaml asks for, wired together.
+
+    Args:
+        config: the validated configuration.
+        clock: aware-UTC wall clock (frozen in tests).
+        registry: where metrics are registered (a fresh one when omitted).
+        engines: engines to use for some sources instead of creating them; the
+            agent never closes an engine it was handed (the demo shares one).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        registry: CollectorRegistry | None = None,
+        engines: Mapping[str, sa.Engine] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = MetricsCollector(version=__version__, clock=lambda: clock().timestamp())
+        self.registry.register(self.metrics)
+        self.state = StateStore(config.agent.state, clock=clock)
+        self.warehouses = {
+            name: Warehouse(name, src, engine=(engines or {}).get(name))
+            for name, src in config.sources.items()
+        }
+        self.schema_errors: dict[str, str] = {}
+        self.runners: dict[str, DatasetRunner] = {}
+        self._latest: dict[str, list[CheckResult]] = {}
+        self._lock = threading.Lock()
+        self._mask_key = _mask_key()
+        self._scheduler: Scheduler | None = None
+        self._server: Any = None
+        self._stopped = threading.Event()
+
+    # -- set-up ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the state store and load every dataset's schema.
+
+        A schema that does not load is kept as that dataset's error (its other
+        checks still run); the state store failing to open is fatal.
+        """
+        self.state.open()
+        for name, ds in self.config.datasets.items():
+            schema = None
+            if ds.schema_ref is not None:
+                try:
+                    schema = load_schema(ds.schema_ref, base_dir=self.config.base_dir)
+                except ConfigError as exc:
+                    self.schema_errors[name] = str(exc)
+                    log.error("dataset %s: %s", name, exc)
+            self.runners[name] = DatasetRunner(
+                name=name,
+                config=ds,
+                warehouse=self.warehouses[ds.source],
+                state=self.state,
+                schema=schema,
+                schema_error=self.schema_errors.get(name),
+                clock=self.clock,
+                mask_key=self._mask_key,
+            )
+
+    def close(self) -> None:
+        for warehouse in self.warehouses.values():
+            warehouse.close()
+        self.state.close()
+
+    # -- running --------------------------------------------------------------
+
+    def run_dataset(self, name: str, *, full: bool = False) -> list[CheckResult]:
+        """Run one dataset's checks and publish the results (state, metrics, API)."""
+        runner = self.runners[name]
+        results = runner.run(full=full)
+        warehouse = runner.warehouse
+        self.metrics.set_source_up(warehouse.name, warehouse.up)
+        self.metrics.observe(results)
+        with self._lock:
+            self._latest[name] = results
+        try:
+            self.state.record_run(results)
+        except StateError as exc:  # history is lost for this run; checks go on
+            log.error("dataset %s: results not recorded: %s", name, exc)
+        return results
+
+    def run_once(
+        self, datasets: Iterable[str] | None = None, *, full: bool = False
+    ) -> list[CheckResult]:
+        """Run the given datasets (all by default) once, in parallel per source limits."""
+        names = list(datasets) if datasets is not None else list(self.runners)
+        unknown = [n for n in names if n not in self.runners]
+        if unknown:
+            raise ConfigError(
+                f"unknown dataset(s) {', '.join(map(repr, unknown))}; configured: "
+                f"{', '.join(map(repr, self.runners)) or 'none'}"
+            )
+        workers = max(1, sum(s.max_concurrency for s in self.config.sources.values()))
+        with ThreadPoolExecutor(max_workers=min(workers, max(len(names), 1))) as pool:
+            batches = list(pool.map(lambda n: self.run_dataset(n, full=full), names))
+        return [r for batch in batches for r in batch]
+
+    def results_document(self) -> dict[str, Any]:
+        """The latest result of every check, in the ``osemn check --format json`` shape."""
+        with self._lock:
+            results = [r for name in self.runners for r in self._latest.get(name, [])]
+        return results_document(results)
+
+    def latest(self) -> Sequence[CheckResult]:
+        with self._lock:
+            return [r for batch in self._latest.values() for r in batch]
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready when the config is loaded and the state store answers."""
+        if not self.runners:
+            return False, "no datasets loaded"
+        if not self.state.ping():
+            return False, f"state store {self.state.safe_url} does not answer"
+        return True, "ready"
+
+    # -- the long-running process ---------------------------------------------
+
+    def start(self, *, serve: bool = True) -> None:
+        """Serve HTTP and start the schedules (returns at once)."""
+        if serve:
+            from osemn.agent.server import AgentServer
+
+            self._server = AgentServer(
+                host=self.config.agent.host,
+                port=self.config.agent.port,
+                registry=self.registry,
+                ready=self.ready,
+                results=self.results_document,
+            )
+            self._server.start()
+        workers = max(2, sum(s.max_concurrency for s in self.config.sources.values()) + 1)
+        scheduler = Scheduler(max_workers=workers, jitter=self.config.agent.jitter)
+        for name, ds in self.config.datasets.items():
+            scheduler.add(f"dataset:{name}", ds.schedule, lambda n=name: self.run_dataset(n))
+        from osemn.config import Schedule
+
+        scheduler.add("prune", Schedule(interval=PRUNE_EVERY), self._prune)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    @property
+    def port(self) -> int | None:
+        return None if self._server is None else int(self._server.port)
+
+    def _prune(self) -> None:
+        try:
+            deleted = self.state.prune(self.config.agent.retention)
+            log.info("state store: pruned %d rows older than the retention", deleted)
+        except StateError as exc:
+            log.error("state store: prune failed: %s", exc)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop scheduling, let runs in flight finish within ``timeout``, then cancel them.
+
+        Returns True when every run finished on its own.
+        """
+        deadline = (
+            self.config.agent.shutdown_timeout.total_seconds() if timeout is None else timeout
+        )
+        clean = True
+        if self._scheduler is not None:
+            self._scheduler.stop_scheduling()
+            clean = self._scheduler.wait_idle(deadline)
+            if not clean:
+                log.warning("runs still in flight after %.0fs: cancelling their queries", deadline)
+                for warehouse in self.warehouses.values():
+                    warehouse.cancel_all()
+                self._scheduler.wait_idle(5.0)
+        if self._server is not None:
+            self._server.stop()
+        self._stopped.set()
+        return clean
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until ``stop`` was called (True) or ``timeout`` passed (False)."""
+        return self._stopped.wait(timeout)
+
+
+def validate_sources(agent: Agent) -> list[tuple[str, OsemnError | None]]:
+    """Connect to every source once: (name, None) when it answers, else the error."""
+    out: list[tuple[str, OsemnError | None]] = []
+    for name, warehouse in agent.warehouses.items():
+        try:
+            warehouse.execute(sa.select(sa.literal(1)))
+            out.append((name, None))
+        except OsemnError as exc:
+            out.append((name, exc))
+    return out
