@@ -169,6 +169,12 @@ class DatasetRunner:
             if self.schema is not None
             else None
         )
+        proven: dict[str, str] = {}
+        if compiled is not None:
+            proven = _not_null_proofs(compiled, info)
+            compiled = replace(
+                compiled, row_rules=tuple(r for r in compiled.row_rules if r.name not in proven)
+            )
         watermark = self.state.get_watermark(self.name) if ts is not None else None
         lower = None
         if ts is not None and self.config.incremental and not full and watermark is not None:
@@ -195,6 +201,18 @@ class DatasetRunner:
         outcome = self._repair_validity(run, table, compiled, outcome)
 
         if compiled is not None:
+            for name, proof in proven.items():
+                run.results.append(
+                    self._result(
+                        run,
+                        kind=CheckKind.SCHEMA,
+                        check=name,
+                        status=Status.PASS,
+                        rows=rows,
+                        failed_rows=0,
+                        note=proof,
+                    )
+                )
             self._schema_results(run, info, compiled, outcome, rows)
         elif self.schema_error is not None:
             run.results.append(
@@ -637,6 +655,19 @@ class DatasetRunner:
             self._result(run, kind=kind, check=check, status=Status.ERROR, error=reason)
             for kind, check in self.expected_checks()
         ]
+
+
+def _not_null_proofs(compiled: CompiledSchema, info: TableInfo) -> dict[str, str]:
+    """``not_null`` rules the catalog already guarantees: primary-key or NOT NULL columns."""
+    out = {}
+    for rule in compiled.row_rules:
+        if rule.column is None or rule.name != f"{rule.column}:not_null":
+            continue
+        if rule.column in info.primary_key:
+            out[rule.name] = f"proven by constraint (primary key {', '.join(info.primary_key)})"
+        elif rule.column in info.table.c and not info.table.c[rule.column].nullable:
+            out[rule.name] = "proven by constraint (NOT NULL)"
+    return out
 
 
 def _any_fails(rules: Sequence[RowRule]) -> ColumnElement[Any]:

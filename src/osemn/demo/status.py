@@ -1,0 +1,146 @@
+"""The demo's terminal view: a fixed-width table of the latest result of every check.
+
+A pure function of the results and the clock, so the CLI can redraw it every
+second and tests can read it as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from osemn.results import CheckKind, CheckResult, Measurement, Status
+
+__all__ = ["render_status"]
+
+_ANSI = {Status.PASS: "\x1b[32m", Status.FAIL: "\x1b[31;1m", Status.ERROR: "\x1b[33;1m"}
+_BOLD, _RESET = "\x1b[1m", "\x1b[0m"
+_KIND_ORDER = {
+    CheckKind.FRESHNESS: 0,
+    CheckKind.VOLUME: 1,
+    CheckKind.SCHEMA_CHANGE: 2,
+    CheckKind.SCHEMA: 3,
+}
+_GAP = "  "
+# Fixed columns: status, rows, failed, age; the flexible ones share what is left.
+_STATUS_W, _ROWS_W, _FAILED_W, _AGE_W = 6, 7, 7, 5
+
+
+def render_status(
+    results: Sequence[CheckResult],
+    *,
+    now: datetime,
+    incident: str | None,
+    width: int = 100,
+    color: bool = False,
+) -> str:
+    """The latest results as a table no wider than ``width``, under a header line.
+
+    Args:
+        results: the latest result of each check (any order; shown grouped by dataset).
+        now: the current time, for the header and the age of each run.
+        incident: what is going wrong right now, or None while the feed is healthy.
+        width: the terminal width; every line fits in it from 80 columns up.
+        color: mark statuses and the incident with ANSI colours.
+    """
+    counts = {s: sum(r.status is s for r in results) for s in Status}
+    summary = ", ".join(f"{counts[s]} {s.value}" for s in Status)
+    clock = _utc(now).strftime("%H:%M:%S UTC")
+    lines = [_fit(f"osemn demo  {clock}  {len(results)} checks: {summary}", width)]
+    what = _fit(f"incident: {incident or 'none, all feeds healthy'}", width)
+    lines.append(f"{_BOLD}{what}{_RESET}" if color and incident else what)
+
+    ordered = sorted(results, key=lambda r: (r.dataset, _KIND_ORDER.get(r.kind, 9), r.check))
+    dataset_w = min(max([len("DATASET"), *(len(r.dataset) for r in results)]), 24)
+    fixed = dataset_w + _STATUS_W + _ROWS_W + _FAILED_W + _AGE_W + 6 * len(_GAP)
+    flexible = max(width - fixed, 22)
+    check_w = flexible * 11 // 20
+    value_w = flexible - check_w
+
+    def row(cells: Sequence[str], status: Status | None = None) -> str:
+        dataset, check, state, rows, failed, value, age = cells
+        state_cell = state.ljust(_STATUS_W)
+        if color and status is not None:
+            state_cell = f"{_ANSI[status]}{state_cell}{_RESET}"
+        parts = [
+            _fit(dataset, dataset_w).ljust(dataset_w),
+            _fit(check, check_w).ljust(check_w),
+            state_cell,
+            rows.rjust(_ROWS_W),
+            failed.rjust(_FAILED_W),
+            _fit(value, value_w).ljust(value_w),
+            age.rjust(_AGE_W),
+        ]
+        return _GAP.join(parts).rstrip()
+
+    lines.append(row(("DATASET", "CHECK", "STATUS", "ROWS", "FAILED", "VALUE", "AGE")))
+    for r in ordered:
+        age = (_utc(now) - _utc(r.finished_at)).total_seconds()
+        lines.append(
+            row(
+                (
+                    r.dataset,
+                    r.check,
+                    r.status.name,
+                    _count(r.rows),
+                    _count(r.failed_rows),
+                    _value(r),
+                    _duration(max(age, 0.0)),
+                ),
+                r.status,
+            )
+        )
+    if not results:
+        lines.append("(no check has finished yet)")
+    return "\n".join(lines)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _fit(text: str, width: int) -> str:
+    text = " ".join(text.split())  # one line, whatever an error message holds
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.1f}M" if value >= 10_000_000 else str(value)
+
+
+def _value(result: CheckResult) -> str:
+    if result.status is Status.ERROR and result.error:
+        return result.error
+    # Unix timestamps mean nothing at a glance; the ages derived from them do.
+    shown = (m for m in result.measurements if not m.name.endswith("_timestamp_seconds"))
+    return ", ".join(_measurement(m) for m in shown)
+
+
+def _measurement(m: Measurement) -> str:
+    name = m.name
+    labels = ",".join(v for _, v in m.labels)
+    if name.endswith("_seconds"):
+        shown = _duration(m.value)
+        name = name.removesuffix("_seconds")
+    elif name.endswith("_ratio"):
+        shown = f"{m.value:.1%}"
+        name = name.removesuffix("_ratio")
+    elif float(m.value).is_integer():
+        shown = f"{int(m.value)}"
+    else:
+        shown = f"{m.value:.4g}"
+    return f"{name}[{labels}] {shown}" if labels else f"{name} {shown}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:  # NaN: nothing measured yet
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return f"{seconds / 86400:.1f}d"

@@ -1,0 +1,245 @@
+"""The demo's embedded warehouse: a DuckDB file with orders, customers and a view.
+
+DuckDB lets one process open a database file with one configuration only, so
+the demo opens it once, read-write, and shares that engine between the
+incident generator (the pipeline being watched) and the agent (which sends it
+nothing but SELECTs). Event times are stored as naive UTC, the convention the
+checks assume for columns without a zone.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import ExecutableDDLElement
+from sqlalchemy.sql.compiler import DDLCompiler
+
+from osemn._units import format_duration
+
+__all__ = [
+    "CHECK_INTERVAL",
+    "COUNTRIES",
+    "DEMO_SCHEMA_DIR",
+    "FRESHNESS_MAX_AGE",
+    "STATUSES",
+    "VOLUME_MIN_ROWS",
+    "VOLUME_WINDOW",
+    "create_demo_warehouse",
+    "demo_config_text",
+    "demo_tables",
+    "order_amount",
+    "utc_naive",
+]
+
+DEMO_SCHEMA_DIR = Path(__file__).resolve().parent
+"""Where ``orders.yaml`` and ``customers.yaml`` (pandera schemas) ship."""
+
+CHECK_INTERVAL = timedelta(seconds=5)
+FRESHNESS_MAX_AGE = timedelta(seconds=30)
+VOLUME_WINDOW = timedelta(minutes=1)
+VOLUME_MIN_ROWS = 20
+
+STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
+COUNTRIES = ("US", "DE", "FR", "GB", "NL", "ES", "JP", "BR", "IN", "CA")
+
+_STATUS_WEIGHTS = (10, 30, 25, 25, 6, 4)
+_FIRST = ("ada", "alan", "grace", "edsger", "barbara", "ken", "margaret", "linus", "frances")
+_LAST = ("lovelace", "turing", "hopper", "dijkstra", "liskov", "thompson", "hamilton", "torvalds")
+_DOMAINS = ("example.com", "example.org", "mail.example.net")
+
+_CUSTOMERS = 250
+_HISTORY_ORDERS = 3000  # spread over the last 24 h
+_WARM_SECONDS = 120  # the last minutes are seeded at the live rate, so volume windows pass
+_SEED = 20260101
+
+
+def demo_tables() -> tuple[sa.Table, sa.Table]:
+    """The ``customers`` and ``orders`` tables as created in the demo warehouse."""
+    metadata = sa.MetaData()
+    customers = sa.Table(
+        "customers",
+        metadata,
+        sa.Column("customer_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String, nullable=False),
+        sa.Column("country", sa.String, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    orders = sa.Table(
+        "orders",
+        metadata,
+        sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("customer_id", sa.BigInteger),
+        sa.Column("amount", sa.Double),
+        sa.Column("status", sa.String),
+        sa.Column("email", sa.String),
+        sa.Column("created_at", sa.DateTime),
+    )
+    return customers, orders
+
+
+class _CreateOrReplaceView(ExecutableDDLElement):
+    """``CREATE OR REPLACE VIEW name AS <select>`` (SQLAlchemy 2.0 has no CreateView)."""
+
+    inherit_cache = False
+
+    def __init__(self, name: str, select: sa.Select[Any]) -> None:
+        self.name = name
+        self.select = select
+
+
+@compiles(_CreateOrReplaceView)
+def _compile_view(element: _CreateOrReplaceView, compiler: DDLCompiler, **kw: Any) -> str:
+    name = compiler.preparer.quote(element.name)
+    body = compiler.sql_compiler.process(element.select, literal_binds=True)
+    return f"CREATE OR REPLACE VIEW {name} AS {body}"
+
+
+def utc_naive(value: datetime) -> datetime:
+    """``value`` as the demo stores event times: naive UTC (a naive input is taken as UTC)."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def create_demo_warehouse(path: Path, *, clock: Callable[[], datetime]) -> sa.Engine:
+    """Create (or reset) the demo DuckDB file and seed a day of clean history.
+
+    The demo tables are replaced if the file already has them; other tables are
+    left alone. The caller owns the returned read-write engine and disposes it.
+
+    Args:
+        path: the DuckDB file; its folder is created if missing.
+        clock: returns now; history ends at this instant.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(sa.URL.create("duckdb", database=str(path)))
+    customers, orders = demo_tables()
+    rng = random.Random(_SEED)
+    now = utc_naive(clock())
+    customer_rows = _customer_rows(rng, now)
+    order_rows = _order_rows(rng, now, customer_rows)
+    with engine.begin() as conn:
+        customers.metadata.drop_all(conn)
+        customers.metadata.create_all(conn)
+        conn.execute(sa.insert(customers), customer_rows)
+        conn.execute(sa.insert(orders), order_rows)
+        conn.execute(_CreateOrReplaceView("orders_enriched", _enriched_select(orders, customers)))
+    return engine
+
+
+def _enriched_select(orders: sa.Table, customers: sa.Table) -> sa.Select[Any]:
+    o, c = orders.c, customers.c
+    return sa.select(
+        o.order_id,
+        o.customer_id,
+        o.amount,
+        o.status,
+        o.created_at,
+        c.country,
+        c.email.label("customer_email"),
+        c.created_at.label("customer_since"),
+    ).select_from(orders.join(customers, o.customer_id == c.customer_id))
+
+
+def _customer_rows(rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for customer_id in range(1, _CUSTOMERS + 1):
+        email = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{customer_id}@{rng.choice(_DOMAINS)}"
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "email": email,
+                "country": rng.choice(COUNTRIES),
+                "created_at": now - timedelta(days=2 + rng.random() * 363),
+            }
+        )
+    return rows
+
+
+def _order_rows(
+    rng: random.Random, now: datetime, customers: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    day = timedelta(days=1).total_seconds()
+    history = sorted(rng.uniform(_WARM_SECONDS, day) for _ in range(_HISTORY_ORDERS))
+    warm = [i * 0.4 for i in range(int(_WARM_SECONDS / 0.4))]  # 2.5 orders a second
+    ages = sorted(history + warm, reverse=True)
+    rows = []
+    for order_id, age in enumerate(ages, start=1):
+        customer = rng.choice(customers)
+        rows.append(
+            {
+                "order_id": order_id,
+                "customer_id": customer["customer_id"],
+                "amount": order_amount(rng),
+                "status": rng.choices(STATUSES, weights=_STATUS_WEIGHTS)[0],
+                "email": customer["email"],
+                "created_at": now - timedelta(seconds=age),
+            }
+        )
+    return rows
+
+
+def order_amount(rng: random.Random) -> float:
+    """A plausible basket value: log-normal around 60, always within the schema's range."""
+    return round(min(max(rng.lognormvariate(4.1, 0.8), 1.0), 5000.0), 2)
+
+
+def demo_config_text(warehouse_path: Path, state_url: str, listen: str, schema_dir: Path) -> str:
+    """The osemn.yaml the demo runs, watching the demo warehouse.
+
+    Args:
+        warehouse_path: the DuckDB file made by ``create_demo_warehouse``.
+        state_url: SQLAlchemy URL of the state store.
+        listen: ``host:port`` of the agent's HTTP server.
+        schema_dir: folder holding ``orders.yaml`` and ``customers.yaml``
+            (``DEMO_SCHEMA_DIR`` for the ones shipped with osemn).
+    """
+    every = f"every {format_duration(CHECK_INTERVAL)}"
+    freshness = {"max_age": format_duration(FRESHNESS_MAX_AGE)}
+    volume = {"window": format_duration(VOLUME_WINDOW), "min_rows": VOLUME_MIN_ROWS}
+    url = sa.URL.create("duckdb", database=str(warehouse_path)).render_as_string()
+    config = {
+        "version": 1,
+        "agent": {"state": state_url, "listen": listen},
+        "sources": {"warehouse": {"url": url, "max_concurrency": 2, "statement_timeout": "10s"}},
+        "datasets": {
+            "orders": {
+                "source": "warehouse",
+                "table": "main.orders",
+                "timestamp": "created_at",
+                "schedule": every,
+                "schema": str(schema_dir / "orders.yaml"),
+                "freshness": freshness,
+                "volume": volume,
+                "failures": {"sample": 3, "mask": ["email"]},
+                # Short lateness: a burst of bad rows leaves the checked window soon
+                # after it ends, so the demo shows recovery as well as the incident.
+                "lateness": "10s",
+            },
+            "customers": {
+                "source": "warehouse",
+                "table": "main.customers",
+                "schedule": "every 10s",
+                "schema": str(schema_dir / "customers.yaml"),
+                "failures": {"sample": 3, "mask": ["email"]},
+            },
+            "orders_enriched": {
+                "source": "warehouse",
+                "table": "main.orders_enriched",
+                "timestamp": "created_at",
+                "schedule": every,
+                "freshness": freshness,
+                "volume": volume,
+                "lateness": "10s",
+            },
+        },
+    }
+    header = "# osemn demo: an embedded DuckDB warehouse with live incidents.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)

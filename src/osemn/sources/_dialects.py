@@ -1,0 +1,183 @@
+"""Per-dialect session settings: the ``/* osemn */`` tag, read-only sessions, timeouts, cancels.
+
+What a server can enforce itself is set once per connection, on connect, for
+engines osemn creates (an engine handed in belongs to its owner and keeps its
+sessions as they are)::
+
+    dialect      read-only                                    statement_timeout
+    postgresql   SET SESSION CHARACTERISTICS ... READ ONLY    statement_timeout (ms)
+    mariadb      SET SESSION TRANSACTION READ ONLY            max_statement_time (s)
+    mysql        SET SESSION TRANSACTION READ ONLY            max_execution_time (ms, SELECTs)
+    sqlite       PRAGMA query_only = ON                       interrupt() from a timer
+    duckdb       read_only=True when the file is opened       interrupt() from a timer
+
+Where the server cannot (or the engine was handed in) a timer cancels the
+statement from another thread: ``interrupt()`` (SQLite, DuckDB), libpq's cancel
+request (PostgreSQL), ``KILL QUERY`` on a side connection (MySQL, MariaDB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+__all__ = [
+    "PREFIX",
+    "connect_args",
+    "interrupter",
+    "is_timeout",
+    "server_enforces_timeout",
+    "session_listener",
+    "tag",
+    "tag_statements",
+]
+
+PREFIX = "/* osemn */"
+"""Starts every statement, so warehouse owners can see, limit and exclude osemn's queries."""
+
+_CONNECT_TIMEOUT_SECONDS = 10
+_MYSQL = frozenset({"mysql", "mariadb"})
+_SERVER_TIMEOUT = frozenset({"postgresql", *_MYSQL})
+# ER_QUERY_INTERRUPTED (KILL QUERY), ER_STATEMENT_TIMEOUT (MariaDB max_statement_time),
+# ER_QUERY_TIMEOUT (MySQL max_execution_time).
+_MYSQL_INTERRUPTED = frozenset({1317, 1969, 3024})
+_PG_QUERY_CANCELED = "57014"  # statement_timeout and cancel requests alike
+
+
+def tag(statement: str) -> str:
+    """``statement`` with the osemn comment in front, exactly once."""
+    return statement if statement.startswith(PREFIX) else f"{PREFIX} {statement}"
+
+
+def _tag_cursor_execute(
+    conn: sa.Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    return tag(statement), parameters
+
+
+def tag_statements(engine: sa.Engine) -> None:
+    """Make every statement ``engine`` sends start with ``/* osemn */``; safe to call twice."""
+    if not event.contains(engine, "before_cursor_execute", _tag_cursor_execute):
+        event.listen(engine, "before_cursor_execute", _tag_cursor_execute, retval=True)
+
+
+def connect_args(url: sa.URL) -> dict[str, Any]:
+    """DBAPI ``connect()`` arguments for an engine osemn creates itself."""
+    backend = url.get_backend_name()
+    if backend == "duckdb":
+        in_memory = url.database in (None, "", ":memory:")
+        return {} if in_memory else {"read_only": True}
+    if backend in ("postgresql", *_MYSQL) and "connect_timeout" not in url.query:
+        # A blackholed host must not hold a concurrency slot for minutes.
+        return {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    return {}
+
+
+def server_enforces_timeout(dialect_name: str) -> bool:
+    """True when ``session_listener`` sets a server-side statement timeout for this dialect."""
+    return dialect_name in _SERVER_TIMEOUT
+
+
+def session_listener(dialect_name: str, timeout_seconds: float) -> Callable[[Any, Any], None]:
+    """A pool ``connect`` listener that makes each new session read-only and time-limited."""
+
+    def configure(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if dialect_name == "postgresql":
+                _postgresql(cursor, timeout_seconds)
+            elif dialect_name in _MYSQL:
+                _mysql(cursor, timeout_seconds)
+            elif dialect_name == "sqlite":
+                cursor.execute(tag("PRAGMA query_only = ON"))
+        finally:
+            cursor.close()
+        # PostgreSQL's SET is transactional: without a commit the pool's
+        # reset-on-return rollback would undo it.
+        dbapi_connection.commit()
+
+    return configure
+
+
+def _postgresql(cursor: Any, timeout_seconds: float) -> None:
+    if timeout_seconds > 0:
+        # set_config() takes a bound parameter where SET cannot.
+        cursor.execute(
+            tag("SELECT set_config('statement_timeout', %s, false)"),
+            (str(max(1, round(timeout_seconds * 1000))),),
+        )
+    cursor.execute(tag("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"))
+
+
+def _mysql(cursor: Any, timeout_seconds: float) -> None:
+    if timeout_seconds > 0:
+        # The URL says mysql:// for both servers; only the server knows which it is.
+        cursor.execute(tag("SELECT VERSION()"))
+        version = str(cursor.fetchone()[0])
+        if "mariadb" in version.lower():
+            cursor.execute(tag("SET SESSION max_statement_time = %s"), (timeout_seconds,))
+        else:
+            ms = max(1, round(timeout_seconds * 1000))
+            cursor.execute(tag("SET SESSION max_execution_time = %s"), (ms,))
+    cursor.execute(tag("SET SESSION TRANSACTION READ ONLY"))
+
+
+def interrupter(
+    engine: sa.Engine, dbapi_connection: Any, extra_connect_args: dict[str, Any]
+) -> Callable[[], None] | None:
+    """A function that cancels the statement running on ``dbapi_connection``, if the driver can.
+
+    It is called from another thread while the statement runs.
+    """
+    if engine.dialect.name in _MYSQL:
+        thread_id = getattr(dbapi_connection, "thread_id", None)
+        if thread_id is None:
+            return None
+        server_thread = int(thread_id() if callable(thread_id) else thread_id)
+
+        def kill_query() -> None:
+            _kill_query(engine, server_thread, extra_connect_args)
+
+        return kill_query
+    # sqlite3 and duckdb: interrupt(); psycopg: cancel_safe(); psycopg2 and others: cancel().
+    for method in ("interrupt", "cancel_safe", "cancel"):
+        function = getattr(dbapi_connection, method, None)
+        if callable(function):
+            return function  # type: ignore[no-any-return]
+    return None
+
+
+def _kill_query(engine: sa.Engine, server_thread: int, extra_connect_args: dict[str, Any]) -> None:
+    # A side connection outside the pool: the pool may be exhausted by the very
+    # statements being cancelled.
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    side = engine.dialect.connect(*cargs, **{**cparams, **extra_connect_args})
+    try:
+        cursor = side.cursor()
+        try:
+            cursor.execute(tag("KILL QUERY %s"), (server_thread,))
+        finally:
+            cursor.close()
+    finally:
+        side.close()
+
+
+def is_timeout(error: BaseException) -> bool:
+    """True when a DBAPI error says the statement was cancelled or ran out of time."""
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if sqlstate == _PG_QUERY_CANCELED:
+        return True
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_INTERRUPTED:
+        return True
+    if type(error).__name__ == "InterruptException":  # duckdb
+        return True
+    return type(error).__module__ == "sqlite3" and str(error) == "interrupted"

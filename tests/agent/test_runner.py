@@ -1,0 +1,232 @@
+"""The contract suite: the same checks on DuckDB, SQLite, PostgreSQL and MariaDB, exact counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandera.pandas as pa
+import pytest
+import sqlalchemy as sa
+
+from osemn.results import CheckKind, CheckResult, Status
+from tests.agent.helpers import (
+    EXPECTED_FAILED,
+    FrozenClock,
+    load_orders,
+    make_agent,
+    order_rows,
+    orders_schema,
+    write_config,
+)
+from tests.conftest import Warehouse
+
+
+def by_check(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.check: r for r in results}
+
+
+def test_contract_exact_counts(warehouse: Warehouse, tmp_path: Path) -> None:
+    load_orders(warehouse)
+    agent = make_agent(write_config(tmp_path, warehouse))
+    try:
+        results = by_check(agent.run_once(full=True))
+    finally:
+        agent.close()
+    for check, failed in EXPECTED_FAILED.items():
+        assert results[check].failed_rows == failed, (check, results[check])
+        assert results[check].status is (Status.FAIL if failed else Status.PASS)
+        assert results[check].rows == 10
+    assert results["id:unique"].note is not None
+    assert results["id:unique"].note.startswith("proven by constraint")
+    assert results["id:not_null"].note == "proven by constraint (primary key id)"
+    validity = results["validity"]
+    # rows breaking at least one row rule: ids 3,4,5,6,7,8,9 (email dup is not a row rule)
+    assert validity.failed_rows == 7
+    assert validity.measurement("validity_ratio") == pytest.approx(0.3)
+    assert validity.measurement("completeness_ratio", column="email") == pytest.approx(0.9)
+    assert validity.measurement("completeness_ratio", column="amount") == pytest.approx(0.9)
+    assert validity.measurement("completeness_ratio", column="id") == pytest.approx(1.0)
+    fresh = results["created_at:freshness(max_age=15m)"]
+    assert fresh.status is Status.PASS
+    assert fresh.measurement("freshness_seconds") == pytest.approx(60.0)
+    volume = results["volume(window=1h, min_rows=5)"]
+    assert volume.status is Status.PASS and volume.rows == 10
+    assert results["schema_change"].status is Status.PASS
+    # dtypes of every column match by logical kind
+    dtypes = [r for r in results.values() if ":dtype(" in r.check]
+    assert len(dtypes) == 6 and all(r.status is Status.PASS for r in dtypes), dtypes
+    # failure samples: bounded, masked email, key and timestamp shown
+    sample = results["amount:in_range(0, 100)"].failures
+    assert len(sample) == 2
+    assert {row["id"] for row in sample} == {3, 4}
+    regex = results["email:str_matches('^[^@]+@[^@]+$')"].failures
+    assert regex[0]["email"].startswith("hmac:") and "bad" not in str(regex)
+    dup = results["email:unique"].failures
+    assert dup[0]["occurrences"] == 2 and dup[0]["email"].startswith("hmac:")
+
+
+def count_statements(engine: sa.Engine, table: str) -> list[str]:
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        del conn, cursor, args
+        if table in statement and "information_schema" not in statement.lower():
+            seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    return seen
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgresql"])
+def test_statements_per_run(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from tests.conftest import make_warehouse
+
+    gen = make_warehouse(dialect, tmp_path)
+    wh = next(gen)
+    try:
+        load_orders(wh)
+        agent = make_agent(write_config(tmp_path, wh))
+        seen = count_statements(agent.warehouses["wh"].engine, "orders")
+        results = agent.run_once(full=True)
+        agent.close()
+    finally:
+        gen.close()
+    data = [s for s in seen if "pg_catalog" not in s and "duckdb_" not in s]
+    assert all(s.startswith("/* osemn */") for s in seen)
+    failing_row_rules = sum(
+        1 for r in results if r.status is Status.FAIL and r.failures and r.check != "email:unique"
+    )
+    # 1 fused scan + 1 grouped uniqueness statement (email) + 1 sample per failing row rule
+    # + 1 sample of duplicated emails; id:unique costs nothing (primary key).
+    assert failing_row_rules == 4
+    assert len(data) == 1 + 1 + failing_row_rules + 1, data
+    assert sum(1 for s in data if "GROUP BY" in s and "HAVING" in s) == 2
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgresql"])
+def test_bad_expression_is_isolated(dialect: str, tmp_path: Path) -> None:
+    """A rule the database rejects is the only error; the others keep their counts."""
+    from tests.conftest import make_warehouse
+
+    gen = make_warehouse(dialect, tmp_path)
+    wh = next(gen)
+    try:
+        load_orders(wh)
+        schema = orders_schema()
+        schema = schema.update_column(
+            "status", checks=[pa.Check.isin(["new", "paid", "shipped"]), pa.Check.gt(5)]
+        )
+        agent = make_agent(write_config(tmp_path, wh, schema=schema))
+        results = by_check(agent.run_once(full=True))
+        statements = agent.runners["orders"].last_statements
+        agent.close()
+    finally:
+        gen.close()
+    bad = results["status:greater_than(5)"]
+    assert bad.status is Status.ERROR and bad.error
+    for check, failed in EXPECTED_FAILED.items():
+        assert results[check].failed_rows == failed, check
+    assert results["validity"].failed_rows == 7
+    assert results["validity"].status is Status.FAIL
+    assert statements < 20
+
+
+def test_incremental_scans_only_new_rows(duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+    wh = duckdb_warehouse
+    table = load_orders(wh)
+    clock = FrozenClock()
+    path = write_config(tmp_path, wh)
+    agent = make_agent(path, clock)
+    first = by_check(agent.run_once())
+    assert first["validity"].rows == 10
+    # Two hours later, 10 new rows arrive; lateness is 1h, the volume window 1h.
+    clock.advance(timedelta(hours=2))
+    with wh.engine.begin() as conn:
+        conn.execute(sa.insert(table), order_rows(start_id=100, at=clock.now))
+    second = by_check(agent.run_once())
+    assert second["validity"].rows == 10
+    assert second["amount:in_range(0, 100)"].failed_rows == 2
+    # the new 'a@x.io' duplicates old ones: counted against the whole table
+    assert second["email:unique"].failed_rows == 4
+    full = by_check(agent.run_once(full=True))
+    assert full["validity"].rows == 20
+    agent.close()
+
+
+def test_freshness_and_volume_fail(duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+    load_orders(duckdb_warehouse)
+    clock = FrozenClock()
+    agent = make_agent(write_config(tmp_path, duckdb_warehouse), clock)
+    agent.run_once()
+    clock.advance(timedelta(hours=3))
+    results = by_check(agent.run_once())
+    fresh = results["created_at:freshness(max_age=15m)"]
+    assert fresh.status is Status.FAIL
+    assert fresh.measurement("freshness_seconds") == pytest.approx(3 * 3600 + 60)
+    volume = results["volume(window=1h, min_rows=5)"]
+    assert volume.status is Status.FAIL and volume.rows == 0
+    agent.close()
+
+
+def test_schema_change_detected_once(duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+    load_orders(duckdb_warehouse)
+    agent = make_agent(write_config(tmp_path, duckdb_warehouse))
+    assert by_check(agent.run_once())["schema_change"].note == "first snapshot recorded"
+    with duckdb_warehouse.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE orders ADD COLUMN coupon VARCHAR"))
+        conn.execute(sa.text("ALTER TABLE orders ALTER COLUMN customer_id TYPE VARCHAR"))
+    changed = by_check(agent.run_once())["schema_change"]
+    assert changed.status is Status.FAIL
+    assert {(c["column"], c["change"]) for c in changed.failures} == {
+        ("coupon", "added"),
+        ("customer_id", "retyped"),
+    }
+    results = by_check(agent.run_once())
+    assert results["schema_change"].status is Status.PASS
+    assert results["customer_id:dtype(int64)"].status is Status.FAIL
+    agent.close()
+
+
+def test_missing_table_is_an_error_and_others_run(
+    duckdb_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    load_orders(duckdb_warehouse)
+    datasets = """
+  orders:
+    source: wh
+    table: orders
+    schema: orders.yaml
+  ghost:
+    source: wh
+    table: main.no_such_table
+    timestamp: created_at
+    freshness: {max_age: 1h}
+"""
+    agent = make_agent(write_config(tmp_path, duckdb_warehouse, datasets=datasets))
+    results = agent.run_once()
+    agent.close()
+    ghost = [r for r in results if r.dataset == "ghost"]
+    assert {r.status for r in ghost} == {Status.ERROR}
+    assert {r.kind for r in ghost} == {CheckKind.FRESHNESS, CheckKind.SCHEMA_CHANGE}
+    assert "no_such_table" in (ghost[0].error or "") and "orders" in (ghost[0].error or "")
+    orders = by_check([r for r in results if r.dataset == "orders"])
+    assert orders["amount:in_range(0, 100)"].failed_rows == 2
+
+
+def test_unreachable_source_is_error_not_fail(tmp_path: Path) -> None:
+    wh = Warehouse("postgresql", "postgresql+psycopg://osemn:s3cret@127.0.0.1:1/x", sa.create_engine("sqlite://"), None)
+    datasets = """
+  orders:
+    source: wh
+    table: orders
+    timestamp: created_at
+    freshness: {max_age: 1h}
+"""
+    agent = make_agent(write_config(tmp_path, wh, datasets=datasets))
+    results = agent.run_once()
+    assert {r.status for r in results} == {Status.ERROR}
+    assert all("s3cret" not in (r.error or "") for r in results)
+    assert agent.warehouses["wh"].up is False
+    agent.close()

@@ -1,0 +1,122 @@
+"""osemn.yaml: the contract keys, interpolation, and errors that point at file:line: key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from osemn._units import format_duration, parse_duration, parse_ratio
+from osemn.config import load_config, parse_config
+from osemn.errors import ConfigError
+
+GOOD = """\
+version: 1
+agent:
+  state: sqlite:///osemn-state.db
+  listen: 127.0.0.1:9108
+sources:
+  warehouse:
+    url: ${WAREHOUSE_URL:-duckdb:///wh.duckdb}
+    max_concurrency: 2
+    statement_timeout: 60s
+datasets:
+  orders:
+    source: warehouse
+    table: public.orders
+    timestamp: created_at
+    schedule: every 5m
+    schema: schemas/orders.yaml
+    freshness: {max_age: 15m}
+    volume: {window: 1h, min_rows: 100}
+    failures: {sample: 5, mask: [email]}
+"""
+
+
+def test_contract_example_parses() -> None:
+    config = parse_config(GOOD, env={})
+    orders = config.datasets["orders"]
+    assert orders.schedule.interval == timedelta(minutes=5)
+    assert orders.freshness is not None and orders.freshness.max_age == timedelta(minutes=15)
+    assert orders.volume is not None and orders.volume.min_rows == 100
+    assert orders.failures.mask == ("email",)
+    assert orders.schema_ref == "schemas/orders.yaml"
+    assert config.sources["warehouse"].url == "duckdb:///wh.duckdb"
+    assert config.agent.port == 9108
+
+
+def test_env_interpolation_and_secret_hidden() -> None:
+    env = {"WAREHOUSE_URL": "postgresql+psycopg://u:hunter2@db/x"}
+    config = parse_config(GOOD, env=env)
+    source = config.sources["warehouse"]
+    assert source.url.endswith("@db/x")
+    assert "hunter2" not in repr(source) and "hunter2" not in source.safe_url
+
+
+def test_cron_schedule() -> None:
+    config = parse_config(GOOD.replace("every 5m", "'*/5 * * * *'"), env={})
+    assert config.datasets["orders"].schedule.cron == "*/5 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("max_age: 15m", "max_age: 15 minutes", "osemn.yaml:17: datasets.orders.freshness.max_age: "
+         "'15 minutes' is not a duration"),
+        ("table:", "tabel:", "datasets.orders.tabel: unknown key in orders; valid keys: source"),
+        ("source: warehouse", "source: wh", "osemn.yaml:12: datasets.orders.source: unknown source"
+         " 'wh'; defined sources: 'warehouse'"),
+        ("${WAREHOUSE_URL:-duckdb:///wh.duckdb}", "${WAREHOUSE_URL}", "osemn.yaml:7: "
+         "sources.warehouse.url: environment variable WAREHOUSE_URL is not set"),
+        ("every 5m", "sometimes", "osemn.yaml:15: datasets.orders.schedule: 'sometimes' is not a "
+         "schedule; use 'every 5m' or a cron"),
+        ("every 5m", "'61 * * * *'", "is not a valid cron expression"),
+        ("min_rows: 100", "min_rows: -1", "datasets.orders.volume.min_rows: Input should be "
+         "greater than or equal to 0"),
+        ("version: 1", "version: 2", "osemn.yaml:1: version: unsupported version 2"),
+        ("listen: 127.0.0.1:9108", "listen: nowhere", "agent.listen: 'nowhere' is not host:port"),
+        ("max_concurrency: 2", "max_concurrency: 0", "sources.warehouse.max_concurrency"),
+        ("    timestamp: created_at\n", "", "freshness needs `timestamp:`"),
+        ("url: ${WAREHOUSE_URL:-duckdb:///wh.duckdb}", "url: not a url", "is not a SQLAlchemy URL"),
+    ],
+)
+def test_bad_config_names_file_line_key(old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace(old, new, 1), env={})
+    assert expected in str(info.value)
+
+
+def test_malformed_yaml_names_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"osemn.yaml:3: not valid YAML"):
+        parse_config("version: 1\nsources:\n  a: b: c\n", env={})
+
+
+def test_duplicate_key_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"osemn.yaml:3: version: duplicate key"):
+        parse_config("version: 1\nsources: {}\nversion: 1\n", env={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.sampled_from(["s", "m", "h", "d", "w"]))
+def test_duration_round_trip(n: int, unit: str) -> None:
+    value = parse_duration(f"{n}{unit}")
+    assert parse_duration(format_duration(value)) == value
+
+
+@given(st.floats(min_value=0, max_value=100, allow_nan=False))
+def test_percentages(p: float) -> None:
+    assert parse_ratio(f"{p}%") == pytest.approx(p / 100)
+
+
+@pytest.mark.parametrize("bad", ["101%", "-1", "abc", True, None])
+def test_bad_ratio(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_ratio(bad)
