@@ -15,8 +15,10 @@ import json
 import logging
 import math
 import socket
+import socketserver
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,20 +51,14 @@ _REQUEST_TIMEOUT_SECONDS = 30.0  # a client that stalls mid-request does not hol
 _SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() returns; an idle wake-up costs nothing
 
 
+@dataclass(frozen=True)
 class _Response:
     """What a route answers; the handler writes it."""
 
-    def __init__(
-        self,
-        status: HTTPStatus,
-        body: bytes,
-        content_type: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.content_type = content_type
-        self.headers = dict(headers or {})
+    status: HTTPStatus
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,7 +71,14 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         if ipv6:
             self.address_family = socket.AF_INET6
+        self._host = address[0]
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host with getfqdn(), a reverse DNS
+        # lookup that can hang for seconds in a container; the name is unused here.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self._host, int(self.server_address[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Reached when a client hangs up mid-response (BrokenPipe, reset): not our fault.
@@ -132,13 +135,13 @@ class AgentServer:
         """
         if self._server is not None:
             raise OsemnError("AgentServer is already running; call stop() before start()")
+        ipv6 = ":" in self._host
         try:
-            server = _Server(
-                (self._host, self._requested_port), self._handler_class(), ipv6=":" in self._host
-            )
+            server = _Server((self._host, self._requested_port), self._handler_class(), ipv6=ipv6)
         except OSError as exc:
+            where = f"[{self._host}]" if ipv6 else self._host
             raise ConfigError(
-                f"cannot listen on {self._host}:{self._requested_port}: {exc.strerror or exc}. "
+                f"cannot listen on {where}:{self._requested_port}: {exc.strerror or exc}. "
                 "Stop the process that holds the port, or change agent.listen.",
                 key="agent.listen",
             ) from exc
