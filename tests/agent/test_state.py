@@ -341,7 +341,7 @@ def test_an_unreachable_postgresql_is_a_state_error_without_the_password() -> No
 
 def test_a_bad_url_is_a_state_error_without_the_password() -> None:
     with pytest.raises(StateError, match="not a SQLAlchemy URL") as raised:
-        StateStore("postgresql://osemn:s3cret-pw@[bad")
+        StateStore("postgresql//osemn:s3cret-pw@host/db")
 
     assert "s3cret-pw" not in str(raised.value)
     assert raised.value.__cause__ is None

@@ -495,7 +495,7 @@ def _create_engine(url: str) -> sa.Engine:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
-        # from None: the parse error repeats the URL, password included.
+        # from None: SQLAlchemy 2.0's parse error repeats the URL, password included.
         raise StateError(
             "agent.state is not a SQLAlchemy URL; use e.g. sqlite:///osemn-state.db or "
             "postgresql+psycopg://user@host/db"

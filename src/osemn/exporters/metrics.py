@@ -157,7 +157,9 @@ class MetricsCollector:
 
         Counters accumulate; gauges take the values of this run. Results of one
         kind were fused into one scan, so each (dataset, kind) adds one
-        duration observation, the longest of the batch.
+        duration observation, the longest of the batch. A measured series keeps
+        its last value until measured again or ``forget``: the freshness of a
+        table that cannot be read keeps ageing rather than vanishing.
         """
         by_kind: dict[tuple[str, str], list[CheckResult]] = {}
         for r in results:

@@ -170,7 +170,7 @@ def _kill_query(engine: sa.Engine, server_thread: int, extra_connect_args: dict[
         side.close()
 
 
-def is_timeout(error: BaseException) -> bool:
+def is_timeout(error: BaseException | None) -> bool:
     """True when a DBAPI error says the statement was cancelled or ran out of time."""
     sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if sqlstate == _PG_QUERY_CANCELED:

@@ -62,7 +62,8 @@ def map_sqlalchemy_errors(
     except sa_exc.SQLAlchemyError as exc:
         parsed = sa.make_url(url) if isinstance(url, str) else url
         # from None: the chained original would print SQL and parameters into logs.
-        raise _translate(exc, source=source, url=parsed, statement_timeout=statement_timeout) from None
+        error = _translate(exc, source=source, url=parsed, statement_timeout=statement_timeout)
+        raise error from None
 
 
 def timeout_error(source: str, statement_timeout: timedelta | None) -> QueryTimeoutError:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine.default import DefaultDialect
 
 from osemn.config import SourceConfig
 from osemn.errors import SourceError, SourceUnavailableError, UnknownColumnError, UnknownTableError
@@ -76,7 +77,7 @@ class _Backoff:
 
     def failed(self) -> float:
         self.failures += 1
-        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_FIRST_SECONDS * 2 ** (self.failures - 1))
+        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_FIRST_SECONDS * 2.0 ** (self.failures - 1))
         delay = ceiling * (1 - _BACKOFF_JITTER * self._random.random())
         self.retry_at = self._clock() + delay
         return delay
@@ -172,7 +173,10 @@ class Warehouse:
                     "hide_parameters": True,
                     "connect_args": self._connect_args,
                 }
-                if issubclass(dialect.get_pool_class(self._url), sa.QueuePool):
+                # Only a QueuePool takes a size; SQLite's :memory: uses one connection per thread.
+                if issubclass(dialect, DefaultDialect) and issubclass(
+                    dialect.get_pool_class(self._url), sa.QueuePool
+                ):
                     kwargs.update(pool_size=self.config.max_concurrency, max_overflow=0)
                 engine = sa.create_engine(self._url, **kwargs)
             except ImportError as exc:

@@ -1,0 +1,118 @@
+"""``osemn demo``: the demo warehouse, its incident generator and the agent, in one process.
+
+DuckDB lets one process write a database file and refuses a second connection
+with another configuration in the same process, so the demo opens the warehouse
+once, read-write, and hands that engine to both the generator (the pipeline
+being watched) and the agent (which sends it nothing but SELECTs).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from osemn.agent.agent import Agent
+from osemn.config import parse_config
+from osemn.demo.incidents import IncidentGenerator, Timeline
+from osemn.demo.status import render_status
+from osemn.demo.warehouse import DEMO_SCHEMA_DIR, create_demo_warehouse, demo_config_text
+
+__all__ = ["run_demo"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 1.0
+PLAIN_REFRESH_SECONDS = 5.0  # when stdout is not a terminal, print a table now and then
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_demo(
+    *, duration: float | None, listen: str, workdir: Path | None, color: bool
+) -> None:
+    """Create the demo warehouse, start generator and agent, show status until done.
+
+    Raises:
+        ConfigError: for a duration too short to show every incident.
+    """
+    timeline = Timeline.for_duration(duration)
+    temporary = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="osemn-demo-")) if workdir is None else workdir
+    root.mkdir(parents=True, exist_ok=True)
+    warehouse_path = root / "demo.duckdb"
+    warehouse_path.unlink(missing_ok=True)
+    (root / "state.db").unlink(missing_ok=True)
+    engine = create_demo_warehouse(warehouse_path, clock=_now)
+    config_path = root / "osemn.yaml"
+    config_path.write_text(
+        demo_config_text(
+            warehouse_path, f"sqlite:///{root / 'state.db'}", listen, DEMO_SCHEMA_DIR
+        )
+    )
+    config = parse_config(config_path.read_text(), path=str(config_path))
+    agent = Agent(config, engines={"warehouse": engine})
+    generator = IncidentGenerator(engine, clock=_now, timeline=timeline)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    tty = sys.stdout.isatty()
+    try:
+        agent.open()
+        generator.start()
+        agent.start()
+        _say(
+            f"osemn demo: warehouse {warehouse_path}, config {config_path}\n"
+            f"metrics on http://{config.agent.host}:{agent.port}/metrics, "
+            f"status page on http://{config.agent.host}:{agent.port}/\n"
+        )
+        started = _now()
+        last_plain = 0.0
+        while not done.wait(REFRESH_SECONDS):
+            now = _now()
+            elapsed = (now - started).total_seconds()
+            if duration is not None and elapsed >= duration:
+                break
+            if tty:
+                width = shutil.get_terminal_size((100, 40)).columns
+                table = render_status(
+                    agent.latest(), now=now, incident=generator.current_incident(now),
+                    width=width, color=color,
+                )
+                _say("\x1b[H\x1b[2J" + table + "\n")
+            elif elapsed - last_plain >= PLAIN_REFRESH_SECONDS:
+                last_plain = elapsed
+                _say(_plain(agent, generator, now) + "\n")
+    finally:
+        generator.stop()
+        agent.stop(timeout=10)
+        now = _now()
+        _say(_plain(agent, generator, now) + "\n")
+        agent.close()
+        engine.dispose()
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _plain(agent: Agent, generator: IncidentGenerator, now: datetime) -> str:
+    return render_status(
+        agent.latest(), now=now, incident=generator.current_incident(now), width=120, color=False
+    )
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

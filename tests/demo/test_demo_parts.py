@@ -1,0 +1,432 @@
+"""The demo's parts on a real DuckDB file: warehouse, incident generator, config, status view."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+import sqlalchemy as sa
+import yaml
+from pandera.errors import SchemaErrors
+
+from osemn.config import parse_config
+from osemn.demo.incidents import (
+    MIN_DURATION,
+    STATUS_CODES,
+    IncidentGenerator,
+    IncidentKind,
+    Timeline,
+)
+from osemn.demo.status import render_status
+from osemn.demo.warehouse import (
+    DEMO_SCHEMA_DIR,
+    FRESHNESS_MAX_AGE,
+    STATUSES,
+    VOLUME_MIN_ROWS,
+    create_demo_warehouse,
+    demo_config_text,
+    demo_tables,
+)
+from osemn.errors import ConfigError
+from osemn.results import CheckKind, CheckResult, Measurement, Status
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class SteppedClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    return SteppedClock(START)
+
+
+@pytest.fixture
+def engine(tmp_path: Path, clock: SteppedClock) -> Iterator[sa.Engine]:
+    engine = create_demo_warehouse(tmp_path / "demo" / "warehouse.duckdb", clock=clock)
+    yield engine
+    engine.dispose()
+
+
+CUSTOMERS, ORDERS = demo_tables()
+COLUMNS = sa.table(
+    "columns",
+    sa.column("table_name"),
+    sa.column("column_name"),
+    sa.column("data_type"),
+    schema="information_schema",
+)
+
+
+def _at(offset: float) -> datetime:
+    return (START + timedelta(seconds=offset)).replace(tzinfo=None)
+
+
+def _scalar(engine: sa.Engine, query: sa.Select[Any]) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def _count(engine: sa.Engine, *where: sa.ColumnElement[bool]) -> int:
+    return int(_scalar(engine, sa.select(sa.func.count()).select_from(ORDERS).where(*where)))
+
+
+def _between(lo: float, hi: float) -> sa.ColumnElement[bool]:
+    return ORDERS.c.created_at.between(_at(lo), _at(hi))
+
+
+def _column_type(engine: sa.Engine, table: str, column: str) -> str:
+    # information_schema, not sa.inspect: SQLAlchemy >= 2.0.45 reflects columns through
+    # pg_catalog.pg_collation, which DuckDB lacks (duckdb/duckdb#22069).
+    c = COLUMNS.c
+    query = sa.select(c.data_type).where(c.table_name == table, c.column_name == column)
+    return str(_scalar(engine, query))
+
+
+def _frame(engine: sa.Engine, table: sa.Table) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(sa.select(table))
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def _schema(name: str) -> pa.DataFrameSchema:
+    schema = pa.DataFrameSchema.from_yaml(DEMO_SCHEMA_DIR / name)
+    schema.coerce = True  # DuckDB returns microsecond timestamps and pandas' default strings
+    return schema
+
+
+# --- warehouse -----------------------------------------------------------------
+
+
+def test_warehouse_has_tables_view_primary_keys_and_history(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        constraints = sa.func.duckdb_constraints().table_valued(
+            "table_name", "constraint_type", "constraint_column_names"
+        )
+        pks = {
+            row.table_name: list(row.constraint_column_names)
+            for row in conn.execute(
+                sa.select(constraints).where(constraints.c.constraint_type == "PRIMARY KEY")
+            )
+        }
+        views = sa.func.duckdb_views().table_valued("view_name", "internal")
+        names = set(conn.execute(sa.select(views.c.view_name).where(~views.c.internal)).scalars())
+        enriched = sa.table("orders_enriched", sa.column("order_id"))
+        joined = conn.execute(sa.select(sa.func.count()).select_from(enriched)).scalar()
+    assert pks == {"customers": ["customer_id"], "orders": ["order_id"]}
+    assert names == {"orders_enriched"}
+    assert _column_type(engine, "orders", "order_id") == "BIGINT"
+    assert _column_type(engine, "orders", "amount") == "DOUBLE"
+    assert _column_type(engine, "orders", "created_at") == "TIMESTAMP"
+
+    total = _count(engine)
+    assert total > 2000
+    assert joined == total  # every order has its customer
+    assert _count(engine, ORDERS.c.created_at < _at(-23 * 3600)) > 0  # a day of history
+    assert _count(engine, ORDERS.c.created_at > _at(0)) == 0  # nothing from the future
+    # The last minute is seeded at the live rate, so the volume check passes from the start.
+    assert _count(engine, ORDERS.c.created_at > _at(-60)) >= VOLUME_MIN_ROWS
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.insert(ORDERS), [{"order_id": 1, "amount": 1.0}])
+
+
+def test_seeded_history_passes_the_pandera_schemas(engine: sa.Engine) -> None:
+    _schema("orders.yaml").validate(_frame(engine, ORDERS), lazy=True)
+    _schema("customers.yaml").validate(_frame(engine, CUSTOMERS), lazy=True)
+
+
+def test_create_demo_warehouse_resets_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    first = create_demo_warehouse(path, clock=lambda: START)
+    with first.begin() as conn:
+        conn.execute(sa.insert(ORDERS), [{"order_id": 10**9, "amount": -1.0}])
+    first.dispose()
+    again = create_demo_warehouse(path, clock=lambda: START)
+    try:
+        assert _count(again, ORDERS.c.order_id == 10**9) == 0
+    finally:
+        again.dispose()
+
+
+def test_schema_yamls_are_pandera_schemas_with_the_demo_rules() -> None:
+    orders = pa.DataFrameSchema.from_yaml(DEMO_SCHEMA_DIR / "orders.yaml")
+    customers = pa.DataFrameSchema.from_yaml(DEMO_SCHEMA_DIR / "customers.yaml")
+    assert set(orders.columns) == {c.name for c in ORDERS.columns}
+    assert set(customers.columns) == {c.name for c in CUSTOMERS.columns}
+    assert orders.columns["order_id"].unique
+    assert not orders.columns["email"].nullable
+    assert not orders.columns["customer_id"].nullable
+    checks = {(n, k.name): k.statistics for n, c in orders.columns.items() for k in c.checks}
+    assert checks[("amount", "in_range")]["max_value"] == 10000
+    assert checks[("status", "isin")]["allowed_values"] == list(STATUSES)
+    assert "email" in {n for n, _ in checks if _ == "str_matches"}
+
+
+# --- config --------------------------------------------------------------------
+
+
+def test_demo_config_parses_and_points_at_the_demo(tmp_path: Path) -> None:
+    text = demo_config_text(
+        tmp_path / "wh.duckdb", "sqlite:///" + str(tmp_path / "state.db"), "127.0.0.1:0",
+        DEMO_SCHEMA_DIR,
+    )
+    config = parse_config(text, path=str(tmp_path / "osemn.yaml"), env={})
+    assert set(config.datasets) == {"orders", "customers", "orders_enriched"}
+    orders = config.datasets["orders"]
+    assert orders.timestamp == "created_at"
+    assert orders.schedule.interval == timedelta(seconds=5)
+    assert orders.freshness is not None and orders.freshness.max_age == FRESHNESS_MAX_AGE
+    assert orders.volume is not None and orders.volume.window == timedelta(minutes=1)
+    assert orders.volume.min_rows == VOLUME_MIN_ROWS
+    assert orders.failures.sample == 3 and orders.failures.mask == ("email",)
+    assert config.datasets["orders_enriched"].table == "main.orders_enriched"
+    for ds in config.datasets.values():
+        if ds.schema_ref is not None:
+            pa.DataFrameSchema.from_yaml(ds.schema_ref)
+    assert config.sources["warehouse"].url == f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert config.agent.port == 0
+    assert yaml.safe_load(text)["version"] == 1
+
+
+# --- incident generator --------------------------------------------------------
+
+
+def test_generator_plays_every_incident_on_a_stepped_clock(
+    engine: sa.Engine, clock: SteppedClock
+) -> None:
+    timeline = Timeline.of(
+        [
+            (2, 4, "null_burst"),
+            (4, 6, "out_of_range"),
+            (6, 9, "stalled_feed"),
+            (9, 11, "column_retyped"),
+        ]
+    )
+    generator = IncidentGenerator(engine, clock=clock, timeline=timeline, seed=3)
+    before = _count(engine)
+    types: dict[float, str] = {}
+    added = 0
+    for tick in range(26):  # 0.0 .. 12.5 s in half seconds
+        added += generator.step()
+        types[tick / 2] = _column_type(engine, "orders", "status")
+        clock.advance(0.5)
+    assert _count(engine) == before + added
+    assert added > 26  # one to four orders a tick while the feed runs
+
+    email_null = ORDERS.c.email.is_(None)
+    assert _count(engine, _between(2, 3.9), email_null) == _count(engine, _between(2, 3.9)) > 0
+    assert _count(engine, email_null) == _count(engine, _between(2, 3.9), email_null)
+
+    bad_amount = sa.or_(ORDERS.c.amount < 0, ORDERS.c.amount > 10_000)
+    assert _count(engine, _between(4, 5.9), ORDERS.c.amount < 0) > 0
+    assert _count(engine, _between(4, 5.9), ORDERS.c.amount > 10_000) > 0
+    assert _count(engine, bad_amount) == _count(engine, _between(4, 5.9))
+
+    # The stall outlasts nothing here, but no order is written inside it.
+    assert _count(engine, _between(6, 8.9)) == 0
+    assert _count(engine, _between(9, 12.5)) > 0
+
+    assert types[8.5] == "VARCHAR"
+    assert types[9.0] == types[10.5] == "INTEGER"
+    assert types[11.0] == types[12.5] == "VARCHAR"
+    with engine.connect() as conn:
+        statuses = set(conn.execute(sa.select(ORDERS.c.status).distinct()).scalars())
+        enriched = sa.table("orders_enriched", sa.column("status"))
+        view_rows = conn.execute(sa.select(sa.func.count()).select_from(enriched)).scalar()
+    assert statuses <= set(STATUSES)  # rows written as INTEGER codes were mapped back
+    assert view_rows == _count(engine)
+
+
+def test_pandera_sees_the_incidents_the_generator_made(
+    engine: sa.Engine, clock: SteppedClock
+) -> None:
+    timeline = Timeline.of([(0, 1, "null_burst"), (1, 2, "out_of_range")])
+    generator = IncidentGenerator(engine, clock=clock, timeline=timeline)
+    for _ in range(4):
+        generator.step()
+        clock.advance(0.5)
+    with pytest.raises(SchemaErrors) as caught:
+        _schema("orders.yaml").validate(_frame(engine, ORDERS), lazy=True)
+    failed = set(caught.value.failure_cases["column"])
+    assert {"email", "amount"} <= failed
+
+
+def test_generator_leaves_a_retyped_column_restored_when_stopped(
+    engine: sa.Engine, clock: SteppedClock
+) -> None:
+    generator = IncidentGenerator(
+        engine, clock=clock, timeline=Timeline.of([(0, 100, "column_retyped")]), tick=0.05
+    )
+    generator.step()
+    assert _column_type(engine, "orders", "status") == "INTEGER"
+    assert _count(engine, ORDERS.c.status == STATUS_CODES["paid"]) > 0
+    generator.start()
+    time.sleep(0.1)
+    generator.stop()
+    assert _column_type(engine, "orders", "status") == "VARCHAR"
+
+
+def test_generator_thread_appends_and_stops_promptly(tmp_path: Path) -> None:
+    engine = create_demo_warehouse(tmp_path / "wh.duckdb", clock=lambda: datetime.now(UTC))
+    try:
+        before = _count(engine)
+        generator = IncidentGenerator(
+            engine,
+            clock=lambda: datetime.now(UTC),
+            timeline=Timeline.of([(0, 0.25, "null_burst")]),
+            tick=0.05,
+        )
+        generator.start()
+        generator.start()  # a second start is a no-op, not a second thread
+        time.sleep(0.5)
+        began = time.monotonic()
+        generator.stop()
+        assert time.monotonic() - began < 0.5
+        after = _count(engine)
+        assert after - before >= 5
+        assert _count(engine, ORDERS.c.email.is_(None)) > 0
+        assert _count(engine, ORDERS.c.email.is_not(None), ORDERS.c.order_id > before) > 0
+        time.sleep(0.15)
+        assert _count(engine) == after  # nothing is written once stopped
+    finally:
+        engine.dispose()
+
+
+def test_current_incident_follows_the_timeline_and_cycles(
+    engine: sa.Engine, clock: SteppedClock
+) -> None:
+    timeline = Timeline.of([(1, 2, "null_burst"), (2, 3, "stalled_feed")], period=5)
+    generator = IncidentGenerator(engine, clock=clock, timeline=timeline)
+    assert generator.current_incident(START) is None  # not started
+    generator.step()
+    assert generator.started_at == START
+    at = {s: generator.current_incident(START + timedelta(seconds=s)) for s in (0, 1.5, 2.5, 6.5)}
+    assert at[0] is None
+    assert at[1.5] == IncidentKind.NULL_BURST.description
+    assert at[2.5] == IncidentKind.STALLED_FEED.description
+    assert at[6.5] == IncidentKind.NULL_BURST.description  # the second round
+    assert [i.kind for i in generator.incidents] == [
+        IncidentKind.NULL_BURST,
+        IncidentKind.STALLED_FEED,
+    ]
+
+
+def test_a_one_minute_demo_shows_every_incident_long_enough() -> None:
+    timeline = Timeline.for_duration(MIN_DURATION)
+    assert timeline.period is None
+    assert {i.kind for i in timeline.incidents} == set(IncidentKind)
+    for incident in timeline.incidents:
+        assert 0 <= incident.start < incident.end <= MIN_DURATION
+        assert incident.end - incident.start > 5  # longer than a check interval
+    stall = next(i for i in timeline.incidents if i.kind is IncidentKind.STALLED_FEED)
+    # freshness fails once the newest row is older than max_age, with a check to see it
+    assert stall.end - stall.start > FRESHNESS_MAX_AGE.total_seconds() + 5
+    others = sorted(i for i in timeline.incidents if i.kind is not IncidentKind.STALLED_FEED)
+    assert all(a.end <= b.start for a, b in zip(others, others[1:], strict=False))
+
+    endless = Timeline.for_duration(None)
+    assert endless.period is not None
+    assert {i.kind for i in endless.incidents} == set(IncidentKind)
+    assert Timeline.for_duration(3600) == endless  # long demos cycle too
+
+
+def test_bad_timelines_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="too short") as caught:
+        Timeline.for_duration(30)
+    assert caught.value.key == "duration"
+    with pytest.raises(ConfigError, match="unknown incident 'fire'"):
+        Timeline.of([(0, 1, "fire")])
+    with pytest.raises(ConfigError, match="0 <= start < end"):
+        Timeline.of([(2, 1, "null_burst")])
+    with pytest.raises(ConfigError, match="after the period"):
+        Timeline.of([(0, 10, "null_burst")], period=5)
+
+
+# --- status view ---------------------------------------------------------------
+
+
+def _result(dataset: str, kind: CheckKind, check: str, status: Status, **kw: Any) -> CheckResult:
+    return CheckResult(
+        dataset=dataset,
+        kind=kind,
+        check=check,
+        status=status,
+        finished_at=kw.pop("finished_at", START - timedelta(seconds=3)),
+        **kw,
+    )
+
+
+RESULTS = [
+    _result(
+        "orders", CheckKind.SCHEMA, "email:not_null", Status.FAIL, rows=150, failed_rows=12,
+        measurements=(
+            Measurement(name="completeness_ratio", value=0.92, labels=(("column", "email"),)),
+        ),
+    ),
+    _result(
+        "orders", CheckKind.FRESHNESS, "freshness", Status.PASS,
+        measurements=(
+            Measurement(name="freshness_seconds", value=2.0),
+            Measurement(name="newest_row_timestamp_seconds", value=1.77e9),
+        ),
+    ),
+    _result(
+        "orders_enriched", CheckKind.VOLUME, "volume", Status.PASS, rows=140,
+        measurements=(Measurement(name="rows", value=140, labels=(("window", "1m"),)),),
+    ),
+    _result(
+        "customers", CheckKind.SCHEMA, "country:isin", Status.ERROR,
+        error="column 'country' does not exist in table 'customers';\n it has: 'id'",
+        finished_at=(START - timedelta(minutes=2, seconds=5)).replace(tzinfo=None),
+    ),
+]
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_status_shows_every_dataset_check_and_the_incident(width: int) -> None:
+    text = render_status(
+        RESULTS, now=START, incident=IncidentKind.NULL_BURST.description, width=width
+    )
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    assert "4 checks: 2 pass, 1 fail, 1 error" in lines[0]
+    assert lines[1] == f"incident: {IncidentKind.NULL_BURST.description}"
+    assert lines[2].split() == ["DATASET", "CHECK", "STATUS", "ROWS", "FAILED", "VALUE", "AGE"]
+    body = lines[3:]
+    assert [line.split()[0] for line in body] == [
+        "customers", "orders", "orders", "orders_enriched",
+    ]
+    by_dataset = {(line.split()[0], line.split()[1]): line for line in body}
+    assert by_dataset[("orders", "email:not_null")].split()[2:5] == ["FAIL", "150", "12"]
+    assert "completeness[email] 92.0%" in by_dataset[("orders", "email:not_null")]
+    assert "freshness 2s" in by_dataset[("orders", "freshness")]
+    assert "newest_row" not in text
+    assert "rows[1m] 140" in by_dataset[("orders_enriched", "volume")]
+    customers = by_dataset[("customers", "country:isin")]
+    assert "ERROR" in customers and "column 'country' does not" in customers
+    assert customers.endswith("2m05s")
+
+
+def test_status_when_healthy_empty_and_coloured() -> None:
+    healthy = render_status([], now=START, incident=None)
+    assert "incident: none" in healthy and "no check has finished yet" in healthy
+    coloured = render_status(RESULTS, now=START, incident="stalled feed", color=True)
+    assert "\x1b[31;1mFAIL" in coloured and "\x1b[32mPASS" in coloured
+    assert "\x1b[33;1mERROR" in coloured and "\x1b[1mincident: stalled feed" in coloured
+    assert "\x1b[" not in render_status(RESULTS, now=START, incident="stalled feed")
