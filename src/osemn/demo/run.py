@@ -36,9 +36,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_demo(
-    *, duration: float | None, listen: str, workdir: Path | None, color: bool
-) -> None:
+def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color: bool) -> None:
     """Create the demo warehouse, start generator and agent, show status until done.
 
     Raises:
@@ -54,9 +52,7 @@ def run_demo(
     engine = create_demo_warehouse(warehouse_path, clock=_now)
     config_path = root / "osemn.yaml"
     config_path.write_text(
-        demo_config_text(
-            warehouse_path, f"sqlite:///{root / 'state.db'}", listen, DEMO_SCHEMA_DIR
-        )
+        demo_config_text(warehouse_path, f"sqlite:///{root / 'state.db'}", listen, DEMO_SCHEMA_DIR)
     )
     config = parse_config(config_path.read_text(), path=str(config_path))
     agent = Agent(config, engines={"warehouse": engine})
@@ -89,8 +85,11 @@ def run_demo(
             if tty:
                 width = shutil.get_terminal_size((100, 40)).columns
                 table = render_status(
-                    agent.latest(), now=now, incident=generator.current_incident(now),
-                    width=width, color=color,
+                    agent.latest(),
+                    now=now,
+                    incident=generator.current_incident(now),
+                    width=width,
+                    color=color,
                 )
                 _say("\x1b[H\x1b[2J" + table + "\n")
             elif elapsed - last_plain >= PLAIN_REFRESH_SECONDS:

@@ -23,7 +23,7 @@ _KIND_ORDER = {
 }
 _GAP = "  "
 # Fixed columns: status, rows, failed, age; the flexible ones share what is left.
-_STATUS_W, _ROWS_W, _FAILED_W, _AGE_W = 6, 7, 7, 5
+_STATUS_W, _ROWS_W, _FAILED_W, _AGE_W = 6, 6, 6, 5
 
 
 def render_status(
@@ -46,15 +46,15 @@ def render_status(
     counts = {s: sum(r.status is s for r in results) for s in Status}
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status)
     clock = _utc(now).strftime("%H:%M:%S UTC")
-    lines = [_fit(f"osemn demo  {clock}  {len(results)} checks: {summary}", width)]
+    lines = [_fit(f"osemn demo · {clock} · {len(results)} checks: {summary}", width)]
     what = _fit(f"incident: {incident or 'none, all feeds healthy'}", width)
     lines.append(f"{_BOLD}{what}{_RESET}" if color and incident else what)
 
     ordered = sorted(results, key=lambda r: (r.dataset, _KIND_ORDER.get(r.kind, 9), r.check))
     dataset_w = min(max([len("DATASET"), *(len(r.dataset) for r in results)]), 24)
     fixed = dataset_w + _STATUS_W + _ROWS_W + _FAILED_W + _AGE_W + 6 * len(_GAP)
-    flexible = max(width - fixed, 22)
-    check_w = flexible * 11 // 20
+    flexible = max(width - fixed, 24)
+    check_w = flexible // 2
     value_w = flexible - check_w
 
     def row(cells: Sequence[str], status: Status | None = None) -> str:

@@ -18,6 +18,7 @@ request (PostgreSQL), ``KILL QUERY`` on a side connection (MySQL, MariaDB).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,9 @@ __all__ = [
     "connect_args",
     "interrupter",
     "is_timeout",
+    "list_relations",
+    "list_schemas",
+    "reflect_table",
     "server_enforces_timeout",
     "session_listener",
     "tag",
@@ -181,3 +185,141 @@ def is_timeout(error: BaseException | None) -> bool:
     if type(error).__name__ == "InterruptException":  # duckdb
         return True
     return type(error).__module__ == "sqlite3" and str(error) == "interrupted"
+
+
+# --- reflection -----------------------------------------------------------------
+# duckdb-engine reflects through PostgreSQL's catalog queries, which SQLAlchemy 2.1
+# extended with pg_collation and regclass casts that DuckDB lacks; so DuckDB is read
+# from its own catalog functions (duckdb_columns(), duckdb_constraints(), ...).
+
+
+def reflect_table(conn: sa.Connection, schema: str | None, name: str) -> tuple[sa.Table, bool]:
+    """Reflect a table or view; returns it and whether it is a view.
+
+    Raises:
+        sqlalchemy.exc.NoSuchTableError: no table or view of that name.
+    """
+    if conn.dialect.name != "duckdb":
+        table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+        return table, name in sa.inspect(conn).get_view_names(schema=schema)
+    return _duckdb_table(conn, schema, name)
+
+
+def list_relations(conn: sa.Connection, schema: str | None) -> list[str]:
+    """Names of the tables and views in ``schema`` (the default one when None)."""
+    if conn.dialect.name != "duckdb":
+        inspector = sa.inspect(conn)
+        return [
+            *inspector.get_table_names(schema=schema),
+            *inspector.get_view_names(schema=schema),
+        ]
+    relations: list[str] = []
+    for function, column in (("duckdb_tables", "table_name"), ("duckdb_views", "view_name")):
+        catalog = _duckdb_catalog(function, column, "internal")
+        relations.extend(
+            conn.execute(
+                sa.select(catalog.c[column]).where(
+                    *_duckdb_here(catalog, schema), sa.not_(catalog.c.internal)
+                )
+            ).scalars()
+        )
+    return relations
+
+
+def list_schemas(conn: sa.Connection) -> list[str]:
+    """Names of the schemas (databases, for MySQL) the source has."""
+    if conn.dialect.name != "duckdb":
+        return list(sa.inspect(conn).get_schema_names())
+    catalog = _duckdb_catalog("duckdb_schemas", "internal")
+    return list(
+        conn.execute(
+            sa.select(catalog.c.schema_name).where(
+                catalog.c.database_name == sa.func.current_database(),
+                sa.not_(catalog.c.internal),
+            )
+        ).scalars()
+    )
+
+
+def _duckdb_catalog(function: str, *columns: str) -> sa.TableValuedAlias:
+    return getattr(sa.func, function)().table_valued("database_name", "schema_name", *columns)
+
+
+def _duckdb_here(catalog: sa.TableValuedAlias, schema: str | None) -> tuple[Any, ...]:
+    return (
+        catalog.c.database_name == sa.func.current_database(),
+        catalog.c.schema_name == (schema if schema is not None else sa.func.current_schema()),
+    )
+
+
+def _duckdb_table(conn: sa.Connection, schema: str | None, name: str) -> tuple[sa.Table, bool]:
+    columns = _duckdb_catalog(
+        "duckdb_columns", "table_name", "column_name", "column_index", "data_type", "is_nullable"
+    )
+    rows = conn.execute(
+        sa.select(columns.c.column_name, columns.c.data_type, columns.c.is_nullable)
+        .where(*_duckdb_here(columns, schema), columns.c.table_name == name)
+        .order_by(columns.c.column_index)
+    ).all()
+    if not rows:
+        raise sa.exc.NoSuchTableError(f"{schema}.{name}" if schema else name)
+    constraints = _duckdb_catalog(
+        "duckdb_constraints",
+        "table_name",
+        "constraint_index",
+        "constraint_type",
+        "constraint_column_names",
+    )
+    keys = conn.execute(
+        sa.select(constraints.c.constraint_type, constraints.c.constraint_column_names)
+        .where(
+            *_duckdb_here(constraints, schema),
+            constraints.c.table_name == name,
+            constraints.c.constraint_type.in_(("PRIMARY KEY", "UNIQUE")),
+        )
+        .order_by(constraints.c.constraint_index)
+    ).all()
+    views = _duckdb_catalog("duckdb_views", "view_name")
+    is_view = conn.execute(
+        sa.select(sa.func.count()).where(*_duckdb_here(views, schema), views.c.view_name == name)
+    ).scalar_one()
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        *(
+            sa.Column(column, _duckdb_type(conn.dialect, data_type), nullable=bool(nullable))
+            for column, data_type, nullable in rows
+        ),
+        *(
+            sa.PrimaryKeyConstraint(*cols) if kind == "PRIMARY KEY" else sa.UniqueConstraint(*cols)
+            for kind, cols in keys
+        ),
+        schema=schema,
+    )
+    return table, bool(is_view)
+
+
+_DUCKDB_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
+    "double": sa.Double,
+    "decimal": sa.Numeric,
+    "blob": sa.LargeBinary,
+    "bit": sa.String,
+    "timestamp with time zone": lambda: sa.TIMESTAMP(timezone=True),
+    "timestamptz": lambda: sa.TIMESTAMP(timezone=True),
+    "time with time zone": lambda: sa.TIME(timezone=True),
+    "interval": sa.Interval,
+}
+_DECIMAL = re.compile(r"^(?:decimal|numeric)\((\d+),\s*(\d+)\)$")
+
+
+def _duckdb_type(dialect: sa.Dialect, data_type: str) -> sa.types.TypeEngine[Any]:
+    text = data_type.strip().lower()
+    list_of = re.fullmatch(r"(.+)\[\d*\]", text)
+    if list_of:
+        return sa.ARRAY(_duckdb_type(dialect, list_of.group(1)))
+    decimal = _DECIMAL.match(text)
+    if decimal:
+        return sa.Numeric(int(decimal.group(1)), int(decimal.group(2)))
+    known = _DUCKDB_TYPES.get(text) or getattr(dialect, "ischema_names", {}).get(text)
+    # STRUCT, MAP, UNION, ENUM ...: no SQLAlchemy type; checks treat them as opaque.
+    return known() if known is not None else sa.types.NullType()
