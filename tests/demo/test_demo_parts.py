@@ -342,6 +342,9 @@ def test_a_one_minute_demo_shows_every_incident_long_enough() -> None:
     assert stall.end - stall.start > FRESHNESS_MAX_AGE.total_seconds() + 5
     others = sorted(i for i in timeline.incidents if i.kind is not IncidentKind.STALLED_FEED)
     assert all(a.end <= b.start for a, b in itertools.pairwise(others))
+    # A retyped column is visible only while it lasts: three checks at least.
+    retype = next(i for i in timeline.incidents if i.kind is IncidentKind.COLUMN_RETYPED)
+    assert retype.end - retype.start >= 15
 
     endless = Timeline.for_duration(None)
     assert endless.period is not None

@@ -112,9 +112,13 @@ class Timeline:
         """
         incidents = []
         for start, end, kind in items:
-            if kind not in IncidentKind._value2member_map_:
+            try:
+                known = IncidentKind(kind)
+            except ValueError:
                 valid = ", ".join(k.value for k in IncidentKind)
-                raise ConfigError(f"unknown incident {kind!r}; use one of {valid}", key="timeline")
+                raise ConfigError(
+                    f"unknown incident {kind!r}; use one of {valid}", key="timeline"
+                ) from None
             if not 0 <= start < end:
                 raise ConfigError(
                     f"incident {kind!r} spans {start!r}..{end!r}; it needs 0 <= start < end",
@@ -126,7 +130,7 @@ class Timeline:
                     "lengthen the period or end it earlier",
                     key="timeline",
                 )
-            incidents.append(Incident(float(start), float(end), IncidentKind(kind)))
+            incidents.append(Incident(float(start), float(end), known))
         return cls(tuple(sorted(incidents)), period)
 
     @classmethod
@@ -149,9 +153,18 @@ class Timeline:
         lead = 1.0
         slot = (stall_start - lead) / 3
         length = min(slot, max(_MIN_INCIDENT, 0.6 * slot))
-        kinds = (IncidentKind.NULL_BURST, IncidentKind.OUT_OF_RANGE, IncidentKind.COLUMN_RETYPED)
-        items = [(lead + i * slot, lead + i * slot + length, k.value) for i, k in enumerate(kinds)]
-        return cls.of([*items, (stall_start, duration, IncidentKind.STALLED_FEED.value)])
+        nulls, out_of_range, retype = (lead + i * slot for i in range(3))
+        # Bad rows stay in the checked window after a burst ends, but a retyped column
+        # is seen only while it lasts: give it a few checks, running into the stall.
+        retype_end = retype + max(length, 3 * CHECK_INTERVAL.total_seconds())
+        return cls.of(
+            [
+                (nulls, nulls + length, IncidentKind.NULL_BURST.value),
+                (out_of_range, out_of_range + length, IncidentKind.OUT_OF_RANGE.value),
+                (retype, retype_end, IncidentKind.COLUMN_RETYPED.value),
+                (stall_start, duration, IncidentKind.STALLED_FEED.value),
+            ]
+        )
 
     def active(self, offset: float) -> tuple[Incident, ...]:
         """The incidents active ``offset`` seconds after the start (wrapped by the period)."""

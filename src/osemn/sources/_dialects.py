@@ -94,14 +94,11 @@ def session_listener(dialect_name: str, timeout_seconds: float) -> Callable[[Any
     """A pool ``connect`` listener that makes each new session read-only and time-limited."""
 
     def configure(dbapi_connection: Any, connection_record: Any) -> None:
+        if dialect_name not in _SESSION_SETTINGS:
+            return  # DuckDB is read-only through connect_args(); others are not known
         cursor = dbapi_connection.cursor()
         try:
-            if dialect_name == "postgresql":
-                _postgresql(cursor, timeout_seconds)
-            elif dialect_name in _MYSQL:
-                _mysql(cursor, timeout_seconds)
-            elif dialect_name == "sqlite":
-                cursor.execute(tag("PRAGMA query_only = ON"))
+            _SESSION_SETTINGS[dialect_name](cursor, timeout_seconds)
         finally:
             cursor.close()
         # PostgreSQL's SET is transactional: without a commit the pool's
@@ -132,6 +129,18 @@ def _mysql(cursor: Any, timeout_seconds: float) -> None:
             ms = max(1, round(timeout_seconds * 1000))
             cursor.execute(tag("SET SESSION max_execution_time = %s"), (ms,))
     cursor.execute(tag("SET SESSION TRANSACTION READ ONLY"))
+
+
+def _sqlite(cursor: Any, timeout_seconds: float) -> None:
+    cursor.execute(tag("PRAGMA query_only = ON"))
+
+
+_SESSION_SETTINGS: dict[str, Callable[[Any, float], None]] = {
+    "postgresql": _postgresql,
+    "mysql": _mysql,
+    "mariadb": _mysql,
+    "sqlite": _sqlite,
+}
 
 
 def interrupter(
@@ -230,19 +239,23 @@ def list_schemas(conn: sa.Connection) -> list[str]:
     """Names of the schemas (databases, for MySQL) the source has."""
     if conn.dialect.name != "duckdb":
         return list(sa.inspect(conn).get_schema_names())
-    catalog = _duckdb_catalog("duckdb_schemas", "internal")
+    # Not filtered on ``internal``: DuckDB flags its ``main`` schema internal.
+    catalog = _duckdb_catalog("duckdb_schemas")
     return list(
         conn.execute(
             sa.select(catalog.c.schema_name).where(
-                catalog.c.database_name == sa.func.current_database(),
-                sa.not_(catalog.c.internal),
+                catalog.c.database_name == sa.func.current_database()
             )
         ).scalars()
     )
 
 
 def _duckdb_catalog(function: str, *columns: str) -> sa.TableValuedAlias:
-    return getattr(sa.func, function)().table_valued("database_name", "schema_name", *columns)
+    table_function: Any = getattr(sa.func, function)()
+    alias: sa.TableValuedAlias = table_function.table_valued(
+        "database_name", "schema_name", *columns
+    )
+    return alias
 
 
 def _duckdb_here(catalog: sa.TableValuedAlias, schema: str | None) -> tuple[Any, ...]:
@@ -283,6 +296,18 @@ def _duckdb_table(conn: sa.Connection, schema: str | None, name: str) -> tuple[s
     is_view = conn.execute(
         sa.select(sa.func.count()).where(*_duckdb_here(views, schema), views.c.view_name == name)
     ).scalar_one()
+    indexes = _duckdb_catalog("duckdb_indexes", "table_name", "is_unique", "expressions")
+    unique_indexes = conn.execute(
+        sa.select(indexes.c.expressions).where(
+            *_duckdb_here(indexes, schema), indexes.c.table_name == name, indexes.c.is_unique
+        )
+    ).scalars()
+    names = {column for column, _, _ in rows}
+    index_keys = [
+        ("UNIQUE", key)
+        for key in (_duckdb_index_columns(text, names) for text in unique_indexes)
+        if key
+    ]
     table = sa.Table(
         name,
         sa.MetaData(),
@@ -292,11 +317,28 @@ def _duckdb_table(conn: sa.Connection, schema: str | None, name: str) -> tuple[s
         ),
         *(
             sa.PrimaryKeyConstraint(*cols) if kind == "PRIMARY KEY" else sa.UniqueConstraint(*cols)
-            for kind, cols in keys
+            for kind, cols in [*keys, *index_keys]
         ),
         schema=schema,
     )
     return table, bool(is_view)
+
+
+def _duckdb_index_columns(expressions: str, columns: set[str]) -> tuple[str, ...]:
+    # duckdb_indexes().expressions renders a list as text: [x, '"Y y"', '((z + 1))'].
+    # A key counts only when every item is a plain column; expression indexes are no key.
+    inner = expressions.strip().removeprefix("[").removesuffix("]")
+    key = []
+    for item in inner.split(", "):
+        name = item.strip()
+        if len(name) >= 2 and name[0] == name[-1] == "'":
+            name = name[1:-1]
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1].replace('""', '"')
+        if name not in columns:
+            return ()
+        key.append(name)
+    return tuple(key)
 
 
 _DUCKDB_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
@@ -29,6 +29,7 @@ __all__ = ["TableInfo", "Warehouse", "require_columns"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_Reason = Literal["timeout", "cancel"]  # why a statement in flight was interrupted
 
 _BACKOFF_FIRST_SECONDS = 1.0
 _BACKOFF_CAP_SECONDS = 300.0
@@ -77,7 +78,9 @@ class _Backoff:
 
     def failed(self) -> float:
         self.failures += 1
-        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_FIRST_SECONDS * 2.0 ** (self.failures - 1))
+        # The exponent is bounded so that days of failures cannot overflow a float.
+        doubling = 2.0 ** min(self.failures - 1, 32)
+        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_FIRST_SECONDS * doubling)
         delay = ceiling * (1 - _BACKOFF_JITTER * self._random.random())
         self.retry_at = self._clock() + delay
         return delay
@@ -101,15 +104,17 @@ class _InFlight:
     lock: threading.Lock = field(default_factory=threading.Lock)
     timer: threading.Timer | None = None
     done: bool = False
-    reason: str | None = None  # "timeout" or "cancel" once fired
+    reason: _Reason | None = None
 
-    def fire(self, reason: str) -> None:
+    def fire(self, reason: _Reason) -> None:
         # Under the lock, so that a statement that just finished is never cancelled
         # after its connection went back to the pool.
         with self.lock:
-            if self.done or self.reason is not None:
+            if self.done:
                 return
-            self.reason = reason
+            # The first reason is the one reported; a second fire interrupts again, in
+            # case the first landed before the statement reached the server.
+            self.reason = self.reason or reason
             if self.interrupt is None:
                 return
             try:
@@ -179,11 +184,12 @@ class Warehouse:
                 ):
                     kwargs.update(pool_size=self.config.max_concurrency, max_overflow=0)
                 engine = sa.create_engine(self._url, **kwargs)
-            except ImportError as exc:
+            except (ImportError, sa.exc.NoSuchModuleError) as exc:
                 raise SourceError(
-                    f"source {self.name!r}: the driver for {self.config.safe_url} is not "
-                    f"installed ({exc}). Install it, e.g. pip install 'osemn[postgres]' or "
-                    "'osemn[mysql]', or name an installed driver in the URL.",
+                    f"source {self.name!r}: the SQLAlchemy dialect or driver for "
+                    f"{self.config.safe_url} is not installed ({exc}). Install it, e.g. "
+                    "pip install 'osemn[postgres]', 'osemn[mysql]' or the dialect's package "
+                    "(snowflake-sqlalchemy, trino, ...), or name an installed driver in the URL.",
                     source=self.name,
                 ) from None
         sa.event.listen(
@@ -191,8 +197,8 @@ class Warehouse:
         )
         if engine.dialect.name not in ("postgresql", "mysql", "mariadb", "sqlite", "duckdb"):
             _log.warning(
-                "source %r: osemn cannot make %s sessions read-only; connect as a read-only "
-                "role",
+                "source %r: osemn cannot make %s sessions read-only nor set a server-side "
+                "statement_timeout; connect as a read-only role with its own time limit",
                 self.name,
                 engine.dialect.name,
             )
@@ -261,9 +267,12 @@ class Warehouse:
             self._refuse_while_backing_off()
             statement: _InFlight | None = None
             try:
-                with map_sqlalchemy_errors(
-                    self.name, url=self._url, statement_timeout=self.config.statement_timeout
-                ), self.engine.connect() as conn:
+                with (
+                    map_sqlalchemy_errors(
+                        self.name, url=self._url, statement_timeout=self.config.statement_timeout
+                    ),
+                    self.engine.connect() as conn,
+                ):
                     statement = self._watch(conn)
                     try:
                         result = work(conn)
@@ -344,12 +353,14 @@ class Warehouse:
         schema_part, _, table_name = name.rpartition(".")
         schema = schema_part or None
         try:
-            table = sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=conn)
+            table, is_view = _dialects.reflect_table(conn, schema, table_name)
         except sa.exc.NoSuchTableError:
-            raise UnknownTableError(
-                source=self.name, table=name, available=self._catalog(conn, schema)
-            ) from None
-        inspector = sa.inspect(conn)
+            raise self._unknown_table(conn, name, schema) from None
+        except sa.exc.DBAPIError:
+            # SQLite and MySQL fail outright on a schema (database) they do not have.
+            if schema is None or schema in _dialects.list_schemas(conn):
+                raise
+            raise self._unknown_table(conn, name, schema) from None
         unique: dict[tuple[str, ...], None] = {}
         for constraint in table.constraints:
             if isinstance(constraint, sa.UniqueConstraint):
@@ -363,14 +374,17 @@ class Warehouse:
             table=table,
             primary_key=tuple(column.name for column in table.primary_key.columns),
             unique_keys=tuple(key for key in unique if key),
-            is_view=table_name in inspector.get_view_names(schema=schema),
+            is_view=is_view,
         )
 
-    @staticmethod
-    def _catalog(conn: sa.Connection, schema: str | None) -> list[str]:
-        inspector = sa.inspect(conn)
-        names = [
-            *inspector.get_table_names(schema=schema),
-            *inspector.get_view_names(schema=schema),
-        ]
-        return sorted(f"{schema}.{n}" if schema else n for n in names)
+    def _unknown_table(
+        self, conn: sa.Connection, name: str, schema: str | None
+    ) -> UnknownTableError:
+        schemas = _dialects.list_schemas(conn) if schema is not None else []
+        if schema is not None and schema not in schemas:
+            # The schema itself is wrong: list the schemas, each as "schema.*".
+            available = [f"{s}.*" for s in schemas]
+        else:
+            relations = _dialects.list_relations(conn, schema)
+            available = [f"{schema}.{r}" if schema else r for r in relations]
+        return UnknownTableError(source=self.name, table=name, available=sorted(available))
