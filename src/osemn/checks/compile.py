@@ -210,13 +210,19 @@ Build = Callable[[Target, Mapping[str, Any]], Condition | Aggregate | None]
 class Builtin:
     """How one pandera built-in compiles: its builder and how its name shows arguments.
 
-    ``positional`` arguments are required and shown bare; other statistics are
-    shown as ``key=value`` unless equal to their entry in ``defaults``.
+    ``positional`` arguments are shown bare, and required unless they have a
+    default; other statistics are shown as ``key=value`` unless equal to their
+    entry in ``defaults``.
     """
 
     build: Build
     positional: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def accepts(self, statistics: Mapping[str, Any]) -> bool:
+        """Whether ``statistics`` hold every required argument (a lambda named
+        ``isin`` has none)."""
+        return all(k in statistics or k in self.defaults for k in self.positional)
 
 
 BUILTINS: dict[str, Builtin] = {}
@@ -318,7 +324,11 @@ def _str_endswith(t: Target, s: Mapping[str, Any]) -> Condition:
     return Condition(passes=t.text_equals(t.suffix(len(string)), string))
 
 
-@builtin("str_length", positional=("min_value", "max_value"), defaults={"exact_value": None})
+@builtin(
+    "str_length",
+    positional=("min_value", "max_value"),
+    defaults={"min_value": None, "max_value": None, "exact_value": None},
+)
 def _str_length(t: Target, s: Mapping[str, Any]) -> Condition | None:
     length = t.length()
     exact, low, high = s.get("exact_value"), s.get("min_value"), s.get("max_value")
@@ -485,7 +495,7 @@ class _Compiled:
             ignore_na=bool(check.ignore_na),
         )
         built = None
-        if spec is not None and check.groupby is None and set(spec.positional) <= stats.keys():
+        if spec is not None and check.groupby is None and spec.accepts(stats):
             built = spec.build(target, stats)
         if isinstance(built, Condition):
             self.rows.append(
