@@ -138,8 +138,16 @@ datasets:{datasets}
     return path
 
 
-def make_agent(path: Path, clock: Callable[[], datetime] | None = None) -> Agent:
+def make_agent(
+    path: Path, clock: Callable[[], datetime] | None = None, *, wh: Warehouse | None = None
+) -> Agent:
+    """An opened agent; a DuckDB warehouse's own engine is shared, as the demo does.
+
+    DuckDB refuses a second in-process connection with another configuration,
+    and the test keeps its read-write engine to append rows.
+    """
     config = parse_config(path.read_text(), path=str(path))
-    agent = Agent(config, clock=clock or FrozenClock())
+    engines = {"wh": wh.engine} if wh is not None and wh.dialect == "duckdb" else None
+    agent = Agent(config, clock=clock or FrozenClock(), engines=engines)
     agent.open()
     return agent

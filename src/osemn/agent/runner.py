@@ -193,7 +193,11 @@ class DatasetRunner:
 
         aggregates = self._aggregates(table, compiled, ts, volume_lower)
         outcome = fused_scan(
-            lambda stmt: self._execute(run, stmt), table, aggregates, where=run.where
+            lambda stmt: self._execute(run, stmt),
+            table,
+            aggregates,
+            where=run.where,
+            composite=frozenset({"invalid"}),
         )
         if "rows" in outcome.errors:
             raise CheckError(outcome.errors["rows"])

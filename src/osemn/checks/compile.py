@@ -220,8 +220,7 @@ class Builtin:
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def accepts(self, statistics: Mapping[str, Any]) -> bool:
-        """Whether ``statistics`` hold every required argument (a lambda named
-        ``isin`` has none)."""
+        """Whether ``statistics`` hold every required argument (a lambda named isin has none)."""
         return all(k in statistics or k in self.defaults for k in self.positional)
 
 

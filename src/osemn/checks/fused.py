@@ -57,8 +57,13 @@ def fused_scan(
     aggregates: Sequence[Aggregate],
     *,
     where: ColumnElement[bool] | None = None,
+    composite: frozenset[str] = frozenset(),
 ) -> ScanOutcome:
     """Evaluate ``aggregates`` over ``table`` (filtered by ``where``) in one statement.
+
+    ``composite`` names aggregates built from all the others (e.g. "any rule
+    fails"): one bad part breaks them, so after a failure they are not retried
+    but reported in ``errors`` for the caller to rebuild from the good parts.
 
     Raises:
         SourceUnavailableError: the source is down (nothing can be isolated).
@@ -84,6 +89,10 @@ def fused_scan(
                 # instead of 2n-1; the probe's own error propagates.
                 statements += 1
                 execute(_select(table, [Aggregate(key="rows", expr=sa.func.count())], where))
+                errors.update((a.key, str(exc)) for a in group if a.key in composite)
+                group = [a for a in group if a.key not in composite]
+                if not group:
+                    return
             if len(group) == 1:
                 errors[group[0].key] = str(exc)
                 return
