@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agent.helpers import load_orders, write_config
+from tests.agent.helpers import load_orders, order_rows, write_config
 from tests.conftest import Warehouse
 from tests.test_cli import free_port
 
@@ -30,7 +31,7 @@ def _prometheus_binary() -> str:
 
 @pytest.fixture
 def agent_and_prometheus(duckdb_warehouse: Warehouse, tmp_path: Path) -> Iterator[str]:
-    load_orders(duckdb_warehouse)
+    load_orders(duckdb_warehouse, order_rows(at=datetime.now(UTC)))
     duckdb_warehouse.engine.dispose()
     agent_port, prom_port = free_port(), free_port()
     path = write_config(tmp_path, duckdb_warehouse)
@@ -41,7 +42,7 @@ def agent_and_prometheus(duckdb_warehouse: Warehouse, tmp_path: Path) -> Iterato
     )
     agent = subprocess.Popen(
         [sys.executable, "-m", "osemn", "run", "-c", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     prom_config = tmp_path / "prometheus.yml"
     prom_config.write_text(f"""
@@ -94,7 +95,8 @@ def test_prometheus_scrapes_the_agent(agent_and_prometheus: str) -> None:
     assert failed[0]["metric"]["dataset"] == "orders" and failed[0]["value"][1] == "2"
     completeness = query(base, 'osemn_column_completeness_ratio{column="email"}', deadline)
     assert float(completeness[0]["value"][1]) == pytest.approx(0.9)
-    assert query(base, "osemn_dataset_validity_ratio", deadline)[0]["value"][1] == "0.3"
+    validity = query(base, "osemn_dataset_validity_ratio", deadline)
+    assert float(validity[0]["value"][1]) == pytest.approx(0.3)
     assert query(base, 'osemn_source_up{source="wh"}', deadline)[0]["value"][1] == "1"
     assert query(base, "osemn_build_info", deadline)[0]["metric"]["version"]
     assert query(base, 'osemn_dataset_rows{window="1h"}', deadline)[0]["value"][1] == "10"
