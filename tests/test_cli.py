@@ -43,8 +43,18 @@ def test_check_json_exit_1_on_failures(duckdb_warehouse: Warehouse, tmp_path: Pa
     by_check = {r["check"]: r for r in doc["results"]}
     in_range = by_check["amount:in_range(0, 100)"]
     assert in_range["status"] == "fail" and in_range["failed_rows"] == 2 and in_range["rows"] == 10
-    for key in ("dataset", "kind", "check", "status", "rows", "failed_rows", "duration_seconds",
-                "measurements", "failures", "error"):
+    for key in (
+        "dataset",
+        "kind",
+        "check",
+        "status",
+        "rows",
+        "failed_rows",
+        "duration_seconds",
+        "measurements",
+        "failures",
+        "error",
+    ):
         assert key in in_range
     assert doc["summary"]["fail"] >= 5 and doc["summary"]["error"] == 0
     assert by_check["validity"]["measurements"]["completeness_ratio"]["email"] == 0.9
@@ -57,7 +67,11 @@ def test_check_exit_0_when_clean(duckdb_warehouse: Warehouse, tmp_path: Path) ->
     load_orders(duckdb_warehouse, clean_rows())
     duckdb_warehouse.engine.dispose()
     path = write_config(tmp_path, duckdb_warehouse)
-    text = path.read_text().replace("min_rows: 5", "min_rows: 1").replace("max_age: 15m", "max_age: 3650d")
+    text = (
+        path.read_text()
+        .replace("min_rows: 5", "min_rows: 1")
+        .replace("max_age: 15m", "max_age: 3650d")
+    )
     path.write_text(text)
     result = CliRunner().invoke(main, ["check", "-c", str(path)])
     assert result.exit_code == 0, result.output
@@ -110,7 +124,9 @@ def test_validate_says_what_would_run(duckdb_warehouse: Warehouse, tmp_path: Pat
 def test_validate_reports_a_dead_source(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    wh = Warehouse("postgresql", "postgresql+psycopg://u:pw@127.0.0.1:1/x", sa.create_engine("sqlite://"), None)
+    wh = Warehouse(
+        "postgresql", "postgresql+psycopg://u:pw@127.0.0.1:1/x", sa.create_engine("sqlite://"), None
+    )
     path = write_config(tmp_path, wh, datasets=" {}")
     result = CliRunner().invoke(main, ["validate", "-c", str(path)])
     assert result.exit_code == 2
@@ -126,7 +142,8 @@ def test_run_serves_and_exits_0_on_sigterm(duckdb_warehouse: Warehouse, tmp_path
     log = (tmp_path / "agent.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "osemn", "run", "-c", str(path)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -143,7 +160,10 @@ def test_run_serves_and_exits_0_on_sigterm(duckdb_warehouse: Warehouse, tmp_path
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        assert 'osemn_check_failed_rows{check="amount:in_range(0, 100)",dataset="orders"} 2.0' in metrics
+        assert (
+            'osemn_check_failed_rows{check="amount:in_range(0, 100)",dataset="orders"} 2.0'
+            in metrics
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
     finally:
@@ -154,7 +174,9 @@ def test_run_serves_and_exits_0_on_sigterm(duckdb_warehouse: Warehouse, tmp_path
 
 
 @pytest.mark.parametrize("model", ["tests.test_cli:OrdersModel"])
-def test_check_with_dataframe_model(model: str, duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+def test_check_with_dataframe_model(
+    model: str, duckdb_warehouse: Warehouse, tmp_path: Path
+) -> None:
     load_orders(duckdb_warehouse)
     duckdb_warehouse.engine.dispose()
     path = write_config(tmp_path, duckdb_warehouse)

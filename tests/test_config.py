@@ -64,18 +64,35 @@ def test_cron_schedule() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("max_age: 15m", "max_age: 15 minutes", "osemn.yaml:17: datasets.orders.freshness.max_age: "
-         "'15 minutes' is not a duration"),
+        (
+            "max_age: 15m",
+            "max_age: 15 minutes",
+            "osemn.yaml:17: datasets.orders.freshness.max_age: '15 minutes' is not a duration",
+        ),
         ("table:", "tabel:", "datasets.orders.tabel: unknown key in orders; valid keys: source"),
-        ("source: warehouse", "source: wh", "osemn.yaml:12: datasets.orders.source: unknown source"
-         " 'wh'; defined sources: 'warehouse'"),
-        ("${WAREHOUSE_URL:-duckdb:///wh.duckdb}", "${WAREHOUSE_URL}", "osemn.yaml:7: "
-         "sources.warehouse.url: environment variable WAREHOUSE_URL is not set"),
-        ("every 5m", "sometimes", "osemn.yaml:15: datasets.orders.schedule: 'sometimes' is not a "
-         "schedule; use 'every 5m' or a cron"),
+        (
+            "source: warehouse",
+            "source: wh",
+            "osemn.yaml:12: datasets.orders.source: unknown source"
+            " 'wh'; defined sources: 'warehouse'",
+        ),
+        (
+            "${WAREHOUSE_URL:-duckdb:///wh.duckdb}",
+            "${WAREHOUSE_URL}",
+            "osemn.yaml:7: sources.warehouse.url: environment variable WAREHOUSE_URL is not set",
+        ),
+        (
+            "every 5m",
+            "sometimes",
+            "osemn.yaml:15: datasets.orders.schedule: 'sometimes' is not a "
+            "schedule; use 'every 5m' or a cron",
+        ),
         ("every 5m", "'61 * * * *'", "is not a valid cron expression"),
-        ("min_rows: 100", "min_rows: -1", "datasets.orders.volume.min_rows: Input should be "
-         "greater than or equal to 0"),
+        (
+            "min_rows: 100",
+            "min_rows: -1",
+            "datasets.orders.volume.min_rows: Input should be greater than or equal to 0",
+        ),
         ("version: 1", "version: 2", "osemn.yaml:1: version: unsupported version 2"),
         ("listen: 127.0.0.1:9108", "listen: nowhere", "agent.listen: 'nowhere' is not host:port"),
         ("max_concurrency: 2", "max_concurrency: 0", "sources.warehouse.max_concurrency"),

@@ -111,7 +111,9 @@ def write_config(
     extra_sources: str = "",
 ) -> Path:
     (tmp_path / "orders.yaml").write_text((schema or orders_schema()).to_yaml())
-    datasets = datasets or f"""
+    datasets = (
+        datasets
+        or f"""
   orders:
     source: wh
     table: {wh.qualified("orders")}
@@ -121,6 +123,7 @@ def write_config(
     volume: {{window: 1h, min_rows: 5}}
     failures: {{sample: 2, mask: [email]}}
 """
+    )
     text = f"""
 version: 1
 agent:

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ def agent_and_prometheus(duckdb_warehouse: Warehouse, tmp_path: Path) -> Iterato
     )
     agent = subprocess.Popen(
         [sys.executable, "-m", "osemn", "run", "-c", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     prom_config = tmp_path / "prometheus.yml"
     prom_config.write_text(f"""
@@ -61,7 +62,8 @@ scrape_configs:
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         yield f"http://127.0.0.1:{prom_port}"

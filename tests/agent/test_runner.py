@@ -210,7 +210,9 @@ def test_missing_table_is_an_error_and_others_run(
     timestamp: created_at
     freshness: {max_age: 1h}
 """
-    agent = make_agent(write_config(tmp_path, duckdb_warehouse, datasets=datasets), wh=duckdb_warehouse)
+    agent = make_agent(
+        write_config(tmp_path, duckdb_warehouse, datasets=datasets), wh=duckdb_warehouse
+    )
     results = agent.run_once()
     agent.close()
     ghost = [r for r in results if r.dataset == "ghost"]
@@ -222,7 +224,12 @@ def test_missing_table_is_an_error_and_others_run(
 
 
 def test_unreachable_source_is_error_not_fail(tmp_path: Path) -> None:
-    wh = Warehouse("postgresql", "postgresql+psycopg://osemn:s3cret@127.0.0.1:1/x", sa.create_engine("sqlite://"), None)
+    wh = Warehouse(
+        "postgresql",
+        "postgresql+psycopg://osemn:s3cret@127.0.0.1:1/x",
+        sa.create_engine("sqlite://"),
+        None,
+    )
     datasets = """
   orders:
     source: wh

@@ -6,6 +6,7 @@ the sidecar produce the same results from the same code.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -23,7 +24,7 @@ from osemn.agent.runner import DatasetRunner
 from osemn.agent.scheduler import Scheduler
 from osemn.agent.state import StateStore
 from osemn.checks.schema import load_schema
-from osemn.config import Config
+from osemn.config import Config, Schedule
 from osemn.errors import ConfigError, OsemnError, StateError
 from osemn.exporters.metrics import MetricsCollector
 from osemn.results import CheckResult, results_document
@@ -190,9 +191,7 @@ class Agent:
         workers = max(2, sum(s.max_concurrency for s in self.config.sources.values()) + 1)
         scheduler = Scheduler(max_workers=workers, jitter=self.config.agent.jitter)
         for name, ds in self.config.datasets.items():
-            scheduler.add(f"dataset:{name}", ds.schedule, lambda n=name: self.run_dataset(n))
-        from osemn.config import Schedule
-
+            scheduler.add(f"dataset:{name}", ds.schedule, functools.partial(self.run_dataset, name))
         scheduler.add("prune", Schedule(interval=PRUNE_EVERY), self._prune)
         scheduler.start()
         self._scheduler = scheduler

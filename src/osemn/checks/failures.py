@@ -60,7 +60,7 @@ def _mask(value: object, key: bytes) -> object:
 
 
 def mask_rows(
-    rows: Iterable[Mapping[str, Any]], *, mask: Iterable[str], key: bytes
+    rows: Iterable[Mapping[Any, Any]], *, mask: Iterable[str], key: bytes
 ) -> tuple[dict[str, object], ...]:
     """Rows as JSON-ready dicts, masked columns replaced by their keyed hash."""
     masked = set(mask)
