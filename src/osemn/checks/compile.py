@@ -145,15 +145,10 @@ class Target:
 
         None when the pattern has flags other than IGNORECASE, which SQL cannot carry.
         """
-        source, flags = (
-            (pattern.pattern, pattern.flags)
-            if isinstance(pattern, re.Pattern)
-            else (
-                pattern,
-                0,
-            )
-        )
-        flags &= ~re.UNICODE
+        if isinstance(pattern, re.Pattern):
+            source, flags = pattern.pattern, pattern.flags & ~re.UNICODE
+        else:
+            source, flags = pattern, 0
         if not isinstance(source, str) or flags & ~re.IGNORECASE:
             return None
         sql = f"^(?:{source})" if anchored else source
@@ -219,7 +214,7 @@ class Builtin:
     positional: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
-    def accepts(self, statistics: Mapping[str, Any]) -> bool:
+    def complete(self, statistics: Mapping[str, Any]) -> bool:
         """Whether ``statistics`` hold every required argument (a lambda named isin has none)."""
         return all(k in statistics or k in self.defaults for k in self.positional)
 
@@ -494,7 +489,7 @@ class _Compiled:
             ignore_na=bool(check.ignore_na),
         )
         built = None
-        if spec is not None and check.groupby is None and spec.accepts(stats):
+        if spec is not None and check.groupby is None and spec.complete(stats):
             built = spec.build(target, stats)
         if isinstance(built, Condition):
             self.rows.append(

@@ -206,7 +206,7 @@ def run_case(wh: Warehouse, frame: pd.DataFrame, schema: pa.DataFrameSchema) -> 
 
 
 SETTINGS = settings(
-    max_examples=400,
+    max_examples=600,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
