@@ -145,10 +145,9 @@ class Target:
 
         None when the pattern has flags other than IGNORECASE, which SQL cannot carry.
         """
+        source, flags = pattern, 0
         if isinstance(pattern, re.Pattern):
             source, flags = pattern.pattern, pattern.flags & ~re.UNICODE
-        else:
-            source, flags = pattern, 0
         if not isinstance(source, str) or flags & ~re.IGNORECASE:
             return None
         sql = f"^(?:{source})" if anchored else source
@@ -577,15 +576,14 @@ def _show(value: Any) -> str:
         except TypeError:
             items = sorted(value, key=repr)
         return "[" + ", ".join(_show(v) for v in items) + "]"
-    if isinstance(value, list | tuple):
-        inner = ", ".join(_show(v) for v in value)
-        return (
-            f"[{inner}]"
-            if isinstance(value, list)
-            else f"({inner}{',' if len(value) == 1 else ''})"
-        )
-    if isinstance(value, dt.date | dt.time | dt.timedelta):
-        return repr(str(value) if isinstance(value, dt.timedelta) else value.isoformat())
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_show, value)) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_show, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dt.date | dt.time):
+        return repr(value.isoformat())
+    if isinstance(value, dt.timedelta):
+        return repr(str(value))
     if isinstance(value, re.Pattern) and not value.flags & ~re.UNICODE:
         return repr(value.pattern)
     return repr(value)
