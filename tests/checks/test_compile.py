@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from osemn.checks.base import CompiledSchema, UniqueRule
 from osemn.checks.compile import BUILTINS, compile_schema, exact_text
+from osemn.checks.schema import load_schema
 from osemn.sources._dialects import reflect_table
 from tests.conftest import Warehouse, make_warehouse
 
@@ -508,6 +509,19 @@ def test_missing_extra_optional_and_regex_columns(warehouse: Warehouse) -> None:
     ]
 
 
+def test_schema_wide_dtype_applies_to_every_column() -> None:
+    table = sa.Table("t", sa.MetaData(), sa.Column("a", sa.Integer), sa.Column("b", sa.Text))
+
+    compiled = compile_schema(
+        pa.DataFrameSchema(dtype="int64"), table, dialect=sa.create_engine("sqlite://").dialect
+    )
+
+    assert [(s.name, s.passed) for s in compiled.static] == [
+        ("a:dtype('int64')", True),
+        ("b:dtype('int64')", False),
+    ]
+
+
 def test_names_are_stable_and_unique(duckdb_warehouse: Warehouse) -> None:
     table = load_table(
         duckdb_warehouse,
@@ -572,6 +586,38 @@ def test_names_are_stable_and_unique(duckdb_warehouse: Warehouse) -> None:
     custom = {r.name: r.column for r in compiled.custom_rules}
     assert custom["rows_positive"] is None
     assert custom["amount:<lambda>"] == "amount"
+
+
+def test_long_argument_lists_are_cut_but_stay_distinct() -> None:
+    table = sa.Table("t", sa.MetaData(), sa.Column("code", sa.Integer))
+    schema = pa.DataFrameSchema(
+        {"code": pa.Column(checks=[Check.isin(list(range(1000))), Check.isin([*range(999), 1000])])}
+    )
+
+    compiled = compile_schema(schema, table, dialect=sa.create_engine("sqlite://").dialect)
+    first, second = (r.name for r in compiled.row_rules[1:])
+
+    assert first.startswith("code:isin([0, 1, 2, 3, ")
+    assert re.fullmatch(r"code:isin\(\[0, 1, .{80,100}\.\.\. #[0-9a-f]{8}\)", second)
+    assert first[:100] == second[:100] and first != second
+
+
+def test_datetime_bounds_from_yaml_bind_as_datetimes(warehouse: Warehouse, tmp_path: Path) -> None:
+    table = load_table(
+        warehouse,
+        [sa.Column("ts", sa.DateTime)],
+        [{"ts": datetime(2026, 1, 1)}, {"ts": datetime(2026, 2, 1)}, {"ts": None}],
+    )
+    (tmp_path / "s.yaml").write_text(
+        "columns:\n  ts:\n    dtype: datetime64[ns]\n    nullable: true\n"
+        "    greater_than_or_equal_to: '2026-01-15 00:00:00'\n",
+        encoding="utf-8",
+    )
+    schema = load_schema("s.yaml", base_dir=tmp_path)
+
+    assert failing(warehouse, table, compiled_for(warehouse, schema, table)) == {
+        "ts:greater_than_or_equal_to('2026-01-15T00:00:00')": 1
+    }
 
 
 def test_registry_holds_every_builtin() -> None:

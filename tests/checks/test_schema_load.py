@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandera.pandas as pa
@@ -180,8 +181,6 @@ def test_model_pandera_rejects() -> None:
 
 
 def test_base_dir_is_off_sys_path_afterwards() -> None:
-    import sys
-
     load_schema("osemn_test_models:OrdersModel", base_dir=DATA)
     assert str(DATA.resolve()) not in sys.path
 

@@ -13,12 +13,13 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
+from osemn._clock import utcnow
 from osemn._version import __version__
 from osemn.agent.runner import DatasetRunner
 from osemn.agent.scheduler import Scheduler
@@ -30,16 +31,11 @@ from osemn.exporters.metrics import MetricsCollector
 from osemn.results import CheckResult, results_document
 from osemn.sources.warehouse import Warehouse
 
-__all__ = ["Agent", "utcnow"]
+__all__ = ["Agent", "validate_sources"]
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = timedelta(hours=1)
-
-
-def utcnow() -> datetime:
-    """The wall clock as aware UTC; tests pass a frozen one instead."""
-    return datetime.now(UTC)
 
 
 def _mask_key() -> bytes:

@@ -16,16 +16,20 @@ and turned into SQLAlchemy Core expressions by the builders of
 A check that is not a built-in, a built-in with ``groupby``, or a regex with
 flags SQL cannot express becomes a :class:`CustomRule` that pandera runs on a
 sample. Values are bound as parameters; identifiers come from ``table.c``.
+A schema's ``index`` and ``ordered`` say nothing about a table (it has no
+index, and SQL column order is not data), so they are not compiled.
 
 Rule names are metric label values, so they are stable: ``column:rule(args)``
 with args rendered by ``repr`` in pandera's statistics order (sets sorted,
-dates in ISO format, default ``include_min``/``include_max`` left out), e.g.
+dates in ISO format, default ``include_min``/``include_max`` left out, long
+lists cut and tagged with a digest), e.g.
 ``amount:in_range(0, 99.5)``, ``email:not_null``, ``id:unique``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,6 +65,8 @@ __all__ = [
     "exact_text",
 ]
 
+# Longest argument list a rule name shows in full.
+_MAX_ARGS = 120
 # Engines whose float columns can hold NaN, which pandas reads as null.
 _NAN_ENGINES = frozenset({"postgresql", "duckdb"})
 
@@ -560,7 +566,11 @@ def _rule_name(column: str | None, check: Any, spec: Builtin | None) -> str:
             continue
         else:
             args.append(f"{key}={_show(value)}")
-    rule = f"{check.name}({', '.join(args)})" if args else str(check.name)
+    shown = ", ".join(args)
+    if len(shown) > _MAX_ARGS:  # a 10,000-value isin: keep labels short, still distinct
+        digest = hashlib.sha256(shown.encode()).hexdigest()[:8]
+        shown = f"{shown[: _MAX_ARGS - 20]}... #{digest}"
+    rule = f"{check.name}({shown})" if args else str(check.name)
     return rule if column is None else f"{column}:{rule}"
 
 
