@@ -86,6 +86,12 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
     yield from make_warehouse(request.param, tmp_path)
 
 
+@pytest.fixture(params=("duckdb", "postgresql"))
+def duckdb_or_pg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """The embedded default and the real server, for tests that need no more."""
+    yield from make_warehouse(request.param, tmp_path)
+
+
 @pytest.fixture
 def pg_warehouse(tmp_path: Path) -> Iterator[Warehouse]:
     yield from make_warehouse("postgresql", tmp_path)

@@ -79,20 +79,13 @@ def count_statements(engine: sa.Engine, table: str) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", "postgresql"])
-def test_statements_per_run(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    from tests.conftest import make_warehouse
-
-    gen = make_warehouse(dialect, tmp_path)
-    wh = next(gen)
-    try:
-        load_orders(wh)
-        agent = make_agent(write_config(tmp_path, wh), wh=wh)
-        seen = count_statements(agent.warehouses["wh"].engine, "orders")
-        results = agent.run_once(full=True)
-        agent.close()
-    finally:
-        gen.close()
+def test_statements_per_run(duckdb_or_pg: Warehouse, tmp_path: Path) -> None:
+    wh = duckdb_or_pg
+    load_orders(wh)
+    agent = make_agent(write_config(tmp_path, wh), wh=wh)
+    seen = count_statements(agent.warehouses["wh"].engine, "orders")
+    results = agent.run_once(full=True)
+    agent.close()
     data = [s for s in seen if "pg_catalog" not in s and "duckdb_" not in s]
     assert all(s.startswith("/* osemn */") for s in seen)
     failing_row_rules = sum(
@@ -105,25 +98,17 @@ def test_statements_per_run(dialect: str, tmp_path: Path, request: pytest.Fixtur
     assert sum(1 for s in data if "GROUP BY" in s and "HAVING" in s) == 2
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", "postgresql"])
-def test_bad_expression_is_isolated(dialect: str, tmp_path: Path) -> None:
+def test_bad_expression_is_isolated(duckdb_or_pg: Warehouse, tmp_path: Path) -> None:
     """A rule the database rejects is the only error; the others keep their counts."""
-    from tests.conftest import make_warehouse
-
-    gen = make_warehouse(dialect, tmp_path)
-    wh = next(gen)
-    try:
-        load_orders(wh)
-        schema = orders_schema()
-        schema = schema.update_column(
-            "status", checks=[pa.Check.isin(["new", "paid", "shipped"]), pa.Check.gt(5)]
-        )
-        agent = make_agent(write_config(tmp_path, wh, schema=schema), wh=wh)
-        results = by_check(agent.run_once(full=True))
-        statements = agent.runners["orders"].last_statements
-        agent.close()
-    finally:
-        gen.close()
+    wh = duckdb_or_pg
+    load_orders(wh)
+    schema = orders_schema().update_column(
+        "status", checks=[pa.Check.isin(["new", "paid", "shipped"]), pa.Check.gt(5)]
+    )
+    agent = make_agent(write_config(tmp_path, wh, schema=schema), wh=wh)
+    results = by_check(agent.run_once(full=True))
+    statements = agent.runners["orders"].last_statements
+    agent.close()
     bad = results["status:greater_than(5)"]
     assert bad.status is Status.ERROR and bad.error
     for check, failed in EXPECTED_FAILED.items():

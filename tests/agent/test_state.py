@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from osemn.agent import state
+from osemn.agent import _state_schema as state
 from osemn.agent.state import StateStore
 from osemn.errors import StateError, StateVersionError
 from osemn.results import CheckKind, CheckResult, Measurement, Status
