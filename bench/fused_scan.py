@@ -86,7 +86,7 @@ class Db:
     def range_source(self, lo: int, hi: int) -> str:
         if self.name == "duckdb":
             return f"range({lo}, {hi + 1}) t(i)"
-        return f"generate_series({lo}, {hi}) AS t(i)"
+        return f"generate_series(CAST({lo} AS BIGINT), {hi}) AS t(i)"
 
 
 @dataclass

@@ -228,3 +228,17 @@ def test_unreachable_source_is_error_not_fail(tmp_path: Path) -> None:
     assert all("s3cret" not in (r.error or "") for r in results)
     assert agent.warehouses["wh"].up is False
     agent.close()
+
+
+def test_uniqueness_is_exact_on_strings(warehouse: Warehouse, tmp_path: Path) -> None:
+    """Case and trailing spaces make keys differ, as in pandas, on every dialect."""
+    rows = order_rows()[:5]
+    for row, email in zip(rows, ["a@x.io", "A@x.io", "a@x.io ", "b@x.io", "b@x.io"], strict=True):
+        row["email"] = email
+    load_orders(warehouse, rows)
+    agent = make_agent(write_config(tmp_path, warehouse), wh=warehouse)
+    results = by_check(agent.run_once(full=True))
+    agent.close()
+    dup = results["email:unique"]
+    assert dup.failed_rows == 2
+    assert dup.failures[0]["occurrences"] == 2

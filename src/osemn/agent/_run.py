@@ -18,7 +18,7 @@ __all__ = ["RunContext"]
 
 @dataclass
 class RunContext:
-    """One run of one dataset; every result it makes shares the run's time and source."""
+    """One run of one dataset; ``now`` is its start, the instant its windows end at."""
 
     dataset: str
     source: str
@@ -46,7 +46,6 @@ class RunContext:
                 check=check,
                 status=status,
                 finished_at=self.now,
-                duration_seconds=self.elapsed(),
                 **fields,
             )
         )
@@ -57,6 +56,17 @@ class RunContext:
 
     def error(self, kind: CheckKind, check: str, error: str, **fields: Any) -> None:
         self.add(kind, check, Status.ERROR, error=error, **fields)
+
+    def finish(self, finished_at: datetime) -> list[CheckResult]:
+        """The results, all stamped with the run's end and its whole duration.
+
+        Checks fused into one scan share one run, so they share its time: a
+        per-check share of one statement would be a number without meaning.
+        """
+        duration = self.elapsed()
+        return [
+            replace(r, finished_at=finished_at, duration_seconds=duration) for r in self.results
+        ]
 
     def keep(self, result: CheckResult) -> None:
         """Add a result built elsewhere, stamped with this run's source."""

@@ -92,7 +92,7 @@ class DatasetRunner:
             return self._all_errors(run, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             self.last_statements = run.statements
-        return run.results
+        return run.finish(self.clock())
 
     def expected_checks(self) -> list[tuple[CheckKind, str]]:
         """The checks a run reports even when it cannot start (for error results)."""
@@ -193,6 +193,7 @@ class DatasetRunner:
                 failures=self.config.failures,
                 mask_key=self.mask_key,
                 timestamp=self.config.timestamp,
+                dialect=self.warehouse.engine.dialect,
             ).report(outcome, rows, proven)
         elif self.schema_error is not None:
             run.error(CheckKind.SCHEMA, VALIDITY, self.schema_error)
@@ -250,7 +251,6 @@ class DatasetRunner:
                 config=cfg.freshness,
                 newest=newest,
                 now=run.now,
-                duration=run.elapsed(),
             )
         )
 
@@ -267,7 +267,6 @@ class DatasetRunner:
                 config=volume,
                 rows=int(outcome.values["volume"]),
                 now=run.now,
-                duration=run.elapsed(),
             )
         )
 
@@ -280,7 +279,6 @@ class DatasetRunner:
                 before=before,
                 now_columns=current,
                 finished_at=run.now,
-                duration=run.elapsed(),
             )
         )
         if before != current:
@@ -290,7 +288,7 @@ class DatasetRunner:
         run.results.clear()
         for kind, check in self.expected_checks():
             run.error(kind, check, reason)
-        return run.results
+        return run.finish(self.clock())
 
 
 def _recount_invalid(

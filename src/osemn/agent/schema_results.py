@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from osemn.agent._run import RunContext
 from osemn.checks.base import CompiledSchema, RowRule, UniqueRule
@@ -86,6 +87,7 @@ class SchemaResults:
     failures: FailuresConfig
     mask_key: bytes
     timestamp: str | None
+    dialect: Dialect
 
     def report(self, outcome: ScanOutcome, rows: int, proven: dict[str, str]) -> None:
         for name, proof in proven.items():
@@ -194,7 +196,8 @@ class SchemaResults:
         if not to_count:
             return
         try:
-            counts = self.run.execute(unique_counts(info.table, to_count, window=self.run.where))
+            stmt = unique_counts(info.table, to_count, dialect=self.dialect, window=self.run.where)
+            counts = self.run.execute(stmt)
         except OsemnError as exc:
             for rule in to_count:
                 self.run.error(_KIND, rule.name, str(exc), rows=rows)
@@ -204,7 +207,11 @@ class SchemaResults:
             failures: tuple[dict[str, object], ...] = ()
             if failed and self.failures.sample:
                 stmt = duplicates_sample(
-                    info.table, rule, limit=self.failures.sample, window=self.run.where
+                    info.table,
+                    rule,
+                    dialect=self.dialect,
+                    limit=self.failures.sample,
+                    window=self.run.where,
                 )
                 try:
                     failures = self._masked(self.run.execute(stmt))

@@ -23,7 +23,6 @@ def freshness_result(
     config: FreshnessConfig,
     newest: datetime | None,
     now: datetime,
-    duration: float,
 ) -> CheckResult:
     """Pass while the newest row is younger than max_age; fail when older or absent.
 
@@ -39,7 +38,6 @@ def freshness_result(
             status=Status.FAIL,
             rows=0,
             failed_rows=None,
-            duration_seconds=duration,
             finished_at=now,
             note=f"no row has a {timestamp!r} value, so the dataset has never been fresh",
         )
@@ -49,7 +47,6 @@ def freshness_result(
         kind=CheckKind.FRESHNESS,
         check=name,
         status=Status.PASS if age <= config.max_age.total_seconds() else Status.FAIL,
-        duration_seconds=duration,
         finished_at=now,
         measurements=(
             Measurement(name="freshness_seconds", value=age),

@@ -33,7 +33,6 @@ def schema_change_result(
     before: Mapping[str, str] | None,
     now_columns: Mapping[str, str],
     finished_at: datetime,
-    duration: float,
 ) -> CheckResult:
     """Fail once for each change; the first run only records the snapshot.
 
@@ -64,7 +63,6 @@ def schema_change_result(
         status=Status.FAIL if changes else Status.PASS,
         rows=len(now_columns),
         failed_rows=len(changes),
-        duration_seconds=duration,
         finished_at=finished_at,
         failures=tuple(changes),
         note=None if before is not None else "first snapshot recorded",

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.util import ClauseAdapter
 
 from osemn.checks.base import UniqueRule
+from osemn.checks.compile import exact_text
 
 __all__ = ["duplicates_sample", "proven_by_constraint", "unique_counts"]
 
@@ -47,8 +49,13 @@ def proven_by_constraint(
     return None
 
 
+def _key(table: sa.FromClause, rule: UniqueRule, dialect: Dialect) -> list[ColumnElement[Any]]:
+    """The key as pandas compares it: strings exact (case and trailing spaces count)."""
+    return [exact_text(table.c[c], dialect) for c in rule.columns]
+
+
 def _in_window(
-    table: sa.Table, rule: UniqueRule, window: ColumnElement[bool] | None
+    table: sa.Table, rule: UniqueRule, window: ColumnElement[bool] | None, dialect: Dialect
 ) -> list[ColumnElement[bool]]:
     """Filters of the grouped count: drop nulls if pandera does, keep keys seen in the window.
 
@@ -60,7 +67,12 @@ def _in_window(
         filters.extend(table.c[c].is_not(None) for c in rule.columns)
     if window is not None:
         recent = table.alias("recent")
-        same_key = [recent.c[c].is_not_distinct_from(table.c[c]) for c in rule.columns]
+        same_key = [
+            mine.is_not_distinct_from(theirs)
+            for mine, theirs in zip(
+                _key(recent, rule, dialect), _key(table, rule, dialect), strict=True
+            )
+        ]
         filters.append(
             sa.exists(
                 sa.select(sa.literal(1))
@@ -81,17 +93,17 @@ def unique_counts(
     table: sa.Table,
     rules: Sequence[UniqueRule],
     *,
+    dialect: Dialect,
     window: ColumnElement[bool] | None = None,
 ) -> sa.Select[Any]:
     """One statement counting the duplicate rows of every rule (columns ``u0``, ``u1``...)."""
     counts = []
     for rule in rules:
-        key = [table.c[c] for c in rule.columns]
         groups = (
             sa.select(sa.func.count().label("n"))
             .select_from(table)
-            .where(*_in_window(table, rule, window))
-            .group_by(*key)
+            .where(*_in_window(table, rule, window, dialect))
+            .group_by(*_key(table, rule, dialect))
             .having(sa.func.count() > 1)
             .subquery()
         )
@@ -106,16 +118,17 @@ def duplicates_sample(
     table: sa.Table,
     rule: UniqueRule,
     *,
+    dialect: Dialect,
     limit: int,
     window: ColumnElement[bool] | None = None,
 ) -> sa.Select[Any]:
     """Up to ``limit`` duplicated keys with how often each occurs."""
-    key = [table.c[c] for c in rule.columns]
+    shown = [sa.func.min(table.c[c]).label(c) for c in rule.columns]
     return (
-        sa.select(*key, sa.func.count().label("occurrences"))
+        sa.select(*shown, sa.func.count().label("occurrences"))
         .select_from(table)
-        .where(*_in_window(table, rule, window))
-        .group_by(*key)
+        .where(*_in_window(table, rule, window, dialect))
+        .group_by(*_key(table, rule, dialect))
         .having(sa.func.count() > 1)
         .order_by(sa.func.count().desc())
         .limit(limit)

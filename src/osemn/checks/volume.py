@@ -25,9 +25,7 @@ def volume_name(config: VolumeConfig) -> str:
     return f"volume({', '.join(parts)})"
 
 
-def volume_result(
-    *, dataset: str, config: VolumeConfig, rows: int, now: datetime, duration: float
-) -> CheckResult:
+def volume_result(*, dataset: str, config: VolumeConfig, rows: int, now: datetime) -> CheckResult:
     """Pass when ``min_rows <= rows <= max_rows`` for the bounds that are set."""
     low = config.min_rows is not None and rows < config.min_rows
     high = config.max_rows is not None and rows > config.max_rows
@@ -42,7 +40,6 @@ def volume_result(
         check=volume_name(config),
         status=Status.FAIL if low or high else Status.PASS,
         rows=rows,
-        duration_seconds=duration,
         finished_at=now,
         measurements=(
             Measurement(
