@@ -240,31 +240,6 @@ def test_measurement_with_wrong_labels_is_not_exported(
     assert "completeness_ratio" in caplog.text and "column" in caplog.text
 
 
-def test_forget_drops_only_that_dataset(
-    registry: CollectorRegistry, collector: MetricsCollector
-) -> None:
-    for ds in ("orders", "users"):
-        collector.observe(
-            [result("id:not_null", dataset=ds), freshness(T0, dataset=ds), volume(3, dataset=ds)]
-        )
-    collector.set_source_up("warehouse", True)
-    collector.forget("orders")
-    text = generate_latest(registry).decode()
-    assert 'dataset="orders"' not in text
-    assert 'dataset="users"' in text
-    assert value(registry, "osemn_check_success", dataset="users", check="id:not_null") == 1
-    assert value(registry, "osemn_source_up", source="warehouse") == 1
-    assert value(registry, "osemn_build_info", version="1.2.3") == 1
-    # the dataset comes back with fresh counters
-    collector.observe([result("id:not_null")])
-    assert (
-        value(
-            registry, "osemn_check_runs_total", dataset="orders", check="id:not_null", status="pass"
-        )
-        == 1
-    )
-
-
 def test_label_values_are_escaped(registry: CollectorRegistry, collector: MetricsCollector) -> None:
     nasty = 'ord"ers\\ \n «ünïcødé» 📦'
     check = 'note:str_matches("^a\\"b$")'

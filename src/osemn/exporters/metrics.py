@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -127,7 +127,7 @@ class MetricsCollector:
     """Collector (``prometheus_client.registry.Collector``) of osemn's check metrics.
 
     Register it on the agent's registry: ``registry.register(collector)``.
-    ``observe``, ``set_source_up``, ``forget`` and ``collect`` may run on
+    ``observe``, ``set_source_up`` and ``collect`` may run on
     different threads.
     """
 
@@ -158,7 +158,7 @@ class MetricsCollector:
         Counters accumulate; gauges take the values of this run. Results of one
         kind were fused into one scan, so each (dataset, kind) adds one
         duration observation, the longest of the batch. A measured series keeps
-        its last value until measured again or ``forget``: the freshness of a
+        its last value until measured again: the freshness of a
         table that cannot be read keeps ageing rather than vanishing.
         """
         by_kind: dict[tuple[str, str], list[CheckResult]] = {}
@@ -206,17 +206,6 @@ class MetricsCollector:
         """Record whether ``source`` answered its last query."""
         with self._lock:
             self._source_up[source] = up
-
-    def forget(self, dataset: str) -> None:
-        """Drop every series of ``dataset`` (it left the config or was redefined)."""
-        with self._lock:
-            _drop(self._runs, dataset)
-            _drop(self._durations, dataset)
-            _drop(self._checks, dataset)
-            _drop(self._last_run, dataset)
-            _drop(self._last_success, dataset)
-            for series in self._measured.values():
-                _drop(series, dataset)
 
     def describe(self) -> Iterable[Metric]:
         """The metric families without samples, so the registry can refuse duplicates."""
@@ -311,9 +300,3 @@ class MetricsCollector:
             last_success,
             *measured,
         ]
-
-
-def _drop(series: dict[_Key, Any], dataset: str) -> None:
-    """Delete the entries of ``series`` whose first label value is ``dataset``."""
-    for key in [k for k in series if k[0] == dataset]:
-        del series[key]
