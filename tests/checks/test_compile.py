@@ -21,7 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from osemn.checks.base import CompiledSchema, UniqueRule
-from osemn.checks.compile import BUILTINS, compile_schema, exact_text
+from osemn.checks.builtins import BUILTINS, exact_text
+from osemn.checks.compile import compile_schema
 from osemn.checks.schema import load_schema
 from osemn.sources._dialects import reflect_table
 from tests.conftest import Warehouse, make_warehouse

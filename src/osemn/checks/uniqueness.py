@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.util import ClauseAdapter
 
 from osemn.checks.base import UniqueRule
-from osemn.checks.compile import exact_text
+from osemn.checks.builtins import exact_text
 
 __all__ = ["duplicates_sample", "proven_by_constraint", "unique_counts"]
 
