@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,60 @@ def test_uniqueness_is_exact_on_strings(warehouse: Warehouse, tmp_path: Path) ->
     dup = results["email:unique"]
     assert dup.failed_rows == 2
     assert dup.failures[0]["occurrences"] == 2
+
+
+def test_rejected_regex_and_raising_check_are_isolated(
+    duckdb_or_pg: Warehouse, tmp_path: Path
+) -> None:
+    """A regex the dialect refuses and a custom check that raises: two errors, nothing else."""
+    wh = duckdb_or_pg
+    load_orders(wh)
+    path = write_config(tmp_path, wh)
+    # pandera's YAML cannot hold Python checks, so this schema is a module:attribute
+    (tmp_path / "bad_checks_schema.py").write_text(
+        textwrap.dedent(
+            """
+            import pandera.pandas as pa
+            from tests.agent.helpers import orders_schema
+
+            def explode(series):
+                raise RuntimeError("boom")
+
+            SCHEMA = orders_schema().update_column("status", checks=[
+                pa.Check.isin(["new", "paid", "shipped"]),
+                pa.Check.str_matches("(?P<x>a)(?=b)"),  # PostgreSQL: no (?P; RE2: no lookahead
+                pa.Check(lambda s: s.str.len() < 5, name="short"),
+                pa.Check(explode, name="explode"),
+            ])
+            """
+        )
+    )
+    path.write_text(
+        path.read_text().replace("schema: orders.yaml", "schema: bad_checks_schema:SCHEMA")
+    )
+    agent = make_agent(path, wh=wh)
+    results = by_check(agent.run_once(full=True))
+    agent.close()
+    regex = results["status:str_matches('(?P<x>a)(?=b)')"]
+    assert regex.status is Status.ERROR and regex.error
+    exploded = results["status:explode"]
+    assert exploded.status is Status.ERROR and 'RuntimeError("boom")' in (exploded.error or "")
+    short = results["status:short"]
+    # 'shipped' (7) and 'paid ' (5) are not shorter than 5: pandera on the sample says 2
+    assert short.failed_rows == 2 and short.note and short.note.startswith("sampled (10 rows")
+    for check, failed in EXPECTED_FAILED.items():
+        assert results[check].failed_rows == failed, check
+
+
+def test_missing_timestamp_column_names_what_the_table_has(
+    duckdb_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    load_orders(duckdb_warehouse)
+    path = write_config(tmp_path, duckdb_warehouse)
+    path.write_text(path.read_text().replace("timestamp: created_at", "timestamp: created"))
+    agent = make_agent(path, wh=duckdb_warehouse)
+    results = agent.run_once()
+    agent.close()
+    assert {r.status for r in results} == {Status.ERROR}
+    error = results[0].error or ""
+    assert "'created'" in error and "'created_at'" in error

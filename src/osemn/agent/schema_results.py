@@ -23,7 +23,7 @@ from osemn.checks.failures import failing_rows, mask_rows
 from osemn.checks.fused import Aggregate, ScanOutcome, count_failing
 from osemn.checks.uniqueness import duplicates_sample, proven_by_constraint, unique_counts
 from osemn.config import FailuresConfig
-from osemn.errors import OsemnError
+from osemn.errors import CheckError, OsemnError
 from osemn.results import CheckKind, Measurement, Status
 from osemn.sources.warehouse import TableInfo
 
@@ -239,11 +239,11 @@ class SchemaResults:
         for rule in rules:
             try:
                 failed = custom_failures(rule, frame)
-            except Exception as exc:  # the user's function raised: that check errors
+            except CheckError as exc:  # the user's function raised: that check errors
                 self.run.error(
                     _KIND,
                     rule.name,
-                    f"check raised {type(exc).__name__}: {exc}",
+                    str(exc),
                     rows=len(frame),
                     note=note,
                 )

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from osemn.checks.base import CustomRule
+from osemn.errors import CheckError
 
 __all__ = ["custom_failures", "sample_statement"]
 
@@ -33,10 +34,11 @@ def custom_failures(rule: CustomRule, frame: pd.DataFrame) -> int:
     """How many failure cases pandera reports for ``rule`` on ``frame``.
 
     Raises:
-        Exception: whatever the user's check raises; the runner reports it as an error.
+        CheckError: the check function raised (pandera records that as a failure
+            case; osemn reports it as an ``error``, never a data failure).
     """
     import pandera.pandas as pa
-    from pandera.errors import SchemaErrors
+    from pandera.errors import SchemaErrorReason, SchemaErrors
 
     if rule.column is not None:
         schema = pa.DataFrameSchema({rule.column: pa.Column(checks=[rule.check], nullable=True)})
@@ -45,5 +47,8 @@ def custom_failures(rule: CustomRule, frame: pd.DataFrame) -> int:
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as exc:
+        for err in exc.schema_errors:
+            if err.reason_code is SchemaErrorReason.CHECK_ERROR:
+                raise CheckError(str(err).splitlines()[0]) from None
         return len(exc.failure_cases)
     return 0
