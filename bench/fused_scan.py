@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import re
 import shutil
 import statistics
@@ -295,20 +294,26 @@ def run_osemn(agent: Any, *, full: bool) -> tuple[float, list[Any]]:
     return max(r.duration_seconds for r in results), results
 
 
-def run_process(args: list[str]) -> tuple[float, int, str]:
-    """Wall time, peak RSS (KB) of exactly this child, and its stdout."""
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"osemn-bench-{os.getpid()}.out"
-    with out.open("wb") as sink:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.DEVNULL)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    text = out.read_text()
-    out.unlink()
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {text[-2000:]}")
-    return wall, int(usage.ru_maxrss), text
+# A fresh small parent: a child forked from this (large) process would inherit its
+# RSS into ru_maxrss before exec, so the peak is read by a wrapper of its own.
+_RSS_WRAPPER = """
+import resource, subprocess, sys, time
+t = time.perf_counter()
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+t = time.perf_counter() - t
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code, t)
+"""
+
+
+def run_process(args: list[str]) -> tuple[float, int]:
+    """Wall time and peak RSS (KB) of one run of ``args``, as the wrapper saw them."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, *args], capture_output=True, text=True, check=True
+    )
+    rss, code, wall = proc.stdout.split()
+    if int(code) not in (0, 1):
+        raise RuntimeError(f"{' '.join(args)} exited {code}")
+    return float(wall), int(rss)
 
 
 def osemn_command() -> list[str]:
@@ -428,11 +433,11 @@ def bench_db(db: Db, args: argparse.Namespace, workdir: Path, peers_python: Path
                     counter.active = False
                     fig.statements = counter.count
                     fig.runner_statements = agent.runners["orders"].last_statements
-                    wall, rss, _ = run_process([*osemn, "check", "-c", str(config), "--full"])
+                    wall, rss = run_process([*osemn, "check", "-c", str(config), "--full"])
                     fig.b_process.append(wall)
                     fig.rss_kb = max(fig.rss_kb, rss)
         if table == "orders_1m":
-            _, rss, _ = run_process([*osemn, "check", "-c", str(config), "--full"])
+            _, rss = run_process([*osemn, "check", "-c", str(config), "--full"])
             fig.rss_small_kb = rss
 
     print("  pandera-ibis on orders_1m", flush=True)

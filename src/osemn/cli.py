@@ -20,11 +20,11 @@ import click
 
 from osemn._version import __version__
 from osemn.errors import ConfigError, OsemnError
+from osemn.results import CheckResult, Status
 
 if TYPE_CHECKING:
     from osemn.agent.agent import Agent
     from osemn.config import Config
-    from osemn.results import CheckResult
 
 __all__ = ["main"]
 
@@ -81,8 +81,6 @@ def main(log_level: str) -> None:
 
 
 def _exit_code(results: Sequence[CheckResult]) -> int:
-    from osemn.results import Status
-
     statuses = {r.status for r in results}
     if Status.ERROR in statuses:
         return EXIT_ERROR
@@ -114,8 +112,14 @@ def format_table(results: Sequence[CheckResult]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     for row in rows:
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    counts = {s: sum(1 for r in results if r.status.value == s) for s in ("pass", "fail", "error")}
-    lines.append(f"\n{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errored")
+    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    summary = (
+        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, "
+        f"{counts[Status.ERROR]} errored"
+    )
+    if counts[Status.INSUFFICIENT_DATA]:
+        summary += f", {counts[Status.INSUFFICIENT_DATA]} with insufficient data"
+    lines.append("\n" + summary)
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from osemn._drift_config import CurrentWindow, DriftConfig, ReferenceWindow, SeasonalReference
 from osemn._units import parse_duration
 from osemn.errors import ConfigError
 
@@ -35,6 +36,7 @@ __all__ = [
     "AgentConfig",
     "Config",
     "DatasetConfig",
+    "DriftConfig",
     "FailuresConfig",
     "FreshnessConfig",
     "Schedule",
@@ -206,6 +208,7 @@ class DatasetConfig(_Model):
     failures: FailuresConfig = FailuresConfig()
     lateness: Duration = timedelta(hours=1)
     incremental: bool = True
+    drift: DriftConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -215,6 +218,8 @@ class DatasetConfig(_Model):
             raise ValueError("freshness needs `timestamp:` (the event-time column)")
         if self.volume is not None and self.volume.window is not None and self.timestamp is None:
             raise ValueError("volume.window needs `timestamp:` (the event-time column)")
+        if self.drift is not None and self.timestamp is None:
+            raise ValueError("drift needs `timestamp:` (its windows are in event time)")
         return self
 
     @property
@@ -361,13 +366,6 @@ def _config_error(
     return ConfigError(message, path=path, line=line, key=key or None)
 
 
-_KNOWN_KEYS = frozenset(
-    "version agent sources datasets state listen retention shutdown_timeout jitter url "
-    "max_concurrency statement_timeout source table timestamp schedule schema freshness "
-    "volume failures lateness incremental max_age window min_rows max_rows sample mask".split()
-)
-
-
 def _is_type_tag(part: str) -> bool:
     # pydantic adds union/type tags like "FreshnessConfig" or "timedelta" to locations.
     return part[:1].isupper() or part in {"timedelta", "str", "int"}
@@ -400,26 +398,25 @@ def _explain(err: Any, loc: tuple[str, ...]) -> str:
     return msg
 
 
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(f.alias or name for name, f in model.model_fields.items() if not f.exclude)
+
+
+# Valid keys by the name of the block they sit in, for "unknown key" errors.
 _VALID_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("version", "agent", "sources", "datasets"),
-    "agent": ("state", "listen", "retention", "shutdown_timeout", "jitter"),
-    "sources": ("url", "max_concurrency", "statement_timeout"),
-    "datasets": (
-        "source",
-        "table",
-        "timestamp",
-        "schedule",
-        "schema",
-        "freshness",
-        "volume",
-        "failures",
-        "lateness",
-        "incremental",
-    ),
-    "freshness": ("max_age",),
-    "volume": ("window", "min_rows", "max_rows"),
-    "failures": ("sample", "mask"),
+    "": _keys(Config),
+    "agent": _keys(AgentConfig),
+    "sources": _keys(SourceConfig),
+    "datasets": _keys(DatasetConfig),
+    "freshness": _keys(FreshnessConfig),
+    "volume": _keys(VolumeConfig),
+    "failures": _keys(FailuresConfig),
+    "drift": _keys(DriftConfig),
+    "reference": _keys(ReferenceWindow),
+    "current": _keys(CurrentWindow),
+    "seasonal": _keys(SeasonalReference),
 }
+_KNOWN_KEYS = frozenset(_VALID_KEYS).union(*_VALID_KEYS.values())
 
 
 def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:

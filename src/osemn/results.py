@@ -28,6 +28,7 @@ class Status(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
+    INSUFFICIENT_DATA = "insufficient_data"  # too few rows to judge: neither pass nor fail
 
 
 class CheckKind(enum.StrEnum):
@@ -37,6 +38,7 @@ class CheckKind(enum.StrEnum):
     FRESHNESS = "freshness"
     VOLUME = "volume"
     SCHEMA_CHANGE = "schema_change"
+    DRIFT = "drift"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +56,8 @@ class CheckResult:
 
     ``duration_seconds`` is the time of the run that produced it: checks fused
     into one scan share it. ``note`` explains how the result was reached when
-    that is not a plain SQL count (``proven by constraint``, ``sampled``).
+    that is not a plain SQL count (``proven by constraint``, ``sampled``);
+    ``details`` carries what a UI draws (a drift check's two histograms).
     """
 
     dataset: str
@@ -70,6 +73,7 @@ class CheckResult:
     error: str | None = None
     note: str | None = None
     source: str | None = None
+    details: Mapping[str, Any] | None = None
 
     def measurement(self, name: str, **labels: str) -> float | None:
         """The value of measurement ``name`` with exactly these labels, if measured."""
@@ -95,6 +99,8 @@ class CheckResult:
         }
         if self.note is not None:
             doc["note"] = self.note
+        if self.details is not None:
+            doc["details"] = dict(self.details)
         doc["finished_at"] = self.finished_at.isoformat()
         return doc
 

@@ -24,6 +24,7 @@ __all__ = [
     "_measurements",
     "_meta",
     "_metadata",
+    "_profiles",
     "_results",
     "_snapshots",
     "_stored_version",
@@ -91,6 +92,7 @@ _results = sa.Table(
     sa.Column("duration_seconds", sa.Double(), nullable=False),
     sa.Column("finished_at", _UtcDateTime(), nullable=False),
     sa.Column("failures", sa.Text(), nullable=False),  # JSON list of objects
+    sa.Column("details", sa.Text(), nullable=True),  # JSON object (e.g. drift histograms)
     sa.Column("error", sa.Text()),
     sa.Column("note", sa.Text()),
     sa.Column("source", sa.String()),
@@ -136,6 +138,17 @@ _snapshots = sa.Table(
     sa.Column("columns", sa.Text(), nullable=False),  # JSON object column -> type
     sa.Index("osemn_schema_snapshots_dataset", "dataset", "id"),
     sa.Index("osemn_schema_snapshots_time", "taken_at"),
+)
+
+
+_profiles = sa.Table(
+    "osemn_reference_profiles",
+    _metadata,
+    sa.Column("dataset", sa.String(), primary_key=True),
+    sa.Column("column", sa.String(), primary_key=True),
+    sa.Column("key", sa.Text(), nullable=False),  # the windows and settings it was built for
+    sa.Column("profile", sa.Text(), nullable=False),  # JSON
+    sa.Column("built_at", _UtcDateTime(), nullable=False),
 )
 
 

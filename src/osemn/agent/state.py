@@ -10,6 +10,7 @@ so they can share a database with other applications:
 - ``osemn_latest``: a pointer to the newest result of each (dataset, kind, check).
 - ``osemn_watermarks``: the incremental-check watermark of each dataset.
 - ``osemn_schema_snapshots``: the column types of a dataset each time they were put.
+- ``osemn_reference_profiles``: the drift reference profile of each column, with its key.
 
 Times are stored as UTC (``timestamptz`` on PostgreSQL, naive UTC elsewhere) and
 always returned tz-aware in UTC. Every write is one short transaction on a pooled
@@ -36,6 +37,7 @@ from osemn.agent._state_schema import (
     _measurements,
     _meta,
     _metadata,
+    _profiles,
     _results,
     _snapshots,
     _stored_version,
@@ -279,6 +281,32 @@ class StateStore:
         with self._guard(f"write the schema snapshot of {dataset}"), self._engine.begin() as conn:
             conn.execute(sa.insert(_snapshots).values(row))
 
+    def get_profile(self, dataset: str, column: str, key: str) -> dict[str, Any] | None:
+        """The reference profile stored for ``column`` if it was built for ``key``.
+
+        A profile is reused until its reference window moves; a different key
+        (other windows, bins or top-K) means it must be built again.
+
+        Raises:
+            StateError: the read failed.
+        """
+        query = sa.select(_profiles.c.profile).where(
+            _profiles.c.dataset == dataset, _profiles.c.column == column, _profiles.c.key == key
+        )
+        with self._guard(f"read the profile of {dataset}.{column}"), self._engine.connect() as conn:
+            profile: str | None = conn.execute(query).scalar_one_or_none()
+        return None if profile is None else dict(json.loads(profile))
+
+    def put_profile(self, dataset: str, column: str, key: str, profile: Mapping[str, Any]) -> None:
+        """Store the reference profile of ``column``, replacing the one before.
+
+        Raises:
+            StateError: the write failed.
+        """
+        values = {"key": key, "profile": json.dumps(dict(profile)), "built_at": self._now()}
+        with self._guard(f"write the profile of {dataset}.{column}"), self._engine.begin() as conn:
+            _upsert(conn, _profiles, {"dataset": dataset, "column": column}, values)
+
     def prune(self, retention: timedelta) -> int:
         """Delete history older than ``retention`` and return how many rows went.
 
@@ -387,6 +415,7 @@ class StateStore:
             finished_at=row.finished_at,
             measurements=tuple(measured),
             failures=tuple(json.loads(row.failures)),
+            details=None if row.details is None else json.loads(row.details),
             error=row.error,
             note=row.note,
             source=row.source,
@@ -416,6 +445,7 @@ def _result_row(result: CheckResult) -> dict[str, Any]:
         "finished_at": result.finished_at,
         # Values JSON cannot hold (dates, decimals in a failure sample) are kept as text.
         "failures": json.dumps([dict(f) for f in result.failures], default=str),
+        "details": None if result.details is None else json.dumps(result.details, default=str),
         "error": result.error,
         "note": result.note,
         "source": result.source,

@@ -13,7 +13,12 @@ from osemn.results import CheckKind, CheckResult, Measurement, Status
 
 __all__ = ["render_status"]
 
-_ANSI = {Status.PASS: "\x1b[32m", Status.FAIL: "\x1b[31;1m", Status.ERROR: "\x1b[33;1m"}
+_ANSI = {
+    Status.PASS: "\x1b[32m",
+    Status.FAIL: "\x1b[31;1m",
+    Status.ERROR: "\x1b[33;1m",
+    Status.INSUFFICIENT_DATA: "\x1b[2m",
+}
 _BOLD, _RESET = "\x1b[1m", "\x1b[0m"
 _KIND_ORDER = {
     CheckKind.FRESHNESS: 0,

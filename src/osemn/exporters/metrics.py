@@ -90,6 +90,32 @@ MEASUREMENT_METRICS: tuple[MeasurementMetric, ...] = (
         documentation="Rows of the dataset in the volume window of the last run.",
         labels=("window",),
     ),
+    MeasurementMetric(
+        measurement="drift_score",
+        metric="osemn_drift_score",
+        documentation=(
+            "Drift of the column's current window from its reference, by the method's "
+            "effect size (PSI, Jensen-Shannon distance, Hellinger, normed Wasserstein, KS D)."
+        ),
+        labels=("column", "method"),
+    ),
+    MeasurementMetric(
+        measurement="drift_pvalue",
+        metric="osemn_drift_pvalue",
+        documentation="p-value of the column's drift test (chi-square or KS), before correction.",
+        labels=("column", "method"),
+    ),
+    MeasurementMetric(
+        measurement="drift_detected",
+        metric="osemn_drift_detected",
+        documentation="1 when the last drift run found the column drifted, else 0.",
+        labels=("column", "method"),
+    ),
+    MeasurementMetric(
+        measurement="drift_share",
+        metric="osemn_dataset_drift_share",
+        documentation="Share of the dataset's evaluated drift columns that drifted (0..1).",
+    ),
 )
 
 _LabelValues = tuple[str, ...]
