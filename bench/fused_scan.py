@@ -299,8 +299,10 @@ def run_osemn(agent: Any, *, full: bool) -> tuple[float, list[Any]]:
 _RSS_WRAPPER = """
 import resource, subprocess, sys, time
 t = time.perf_counter()
-code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+out = subprocess.run(sys.argv[1:], capture_output=True)
 t = time.perf_counter() - t
+# Exit 1 is "a check failed" only when a summary was printed (a crash exits 1 too).
+code = out.returncode if out.returncode != 1 or b"failed" in out.stdout else 99
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code, t)
 """
 

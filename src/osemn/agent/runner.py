@@ -31,6 +31,7 @@ from osemn.agent.state import StateStore
 from osemn.checks._time import as_utc, bind_time
 from osemn.checks.base import CompiledSchema
 from osemn.checks.compile import compile_schema
+from osemn.checks.drift import DRIFT_SHARE, drift_name, run_drift
 from osemn.checks.freshness import freshness_name, freshness_result
 from osemn.checks.fused import Aggregate, ScanOutcome, count_failing, fused_scan
 from osemn.checks.schema_change import SCHEMA_CHANGE, column_types, schema_change_result
@@ -106,6 +107,9 @@ class DatasetRunner:
         if self.config.volume is not None:
             out.append((CheckKind.VOLUME, volume_name(self.config.volume)))
         out.append((CheckKind.SCHEMA_CHANGE, SCHEMA_CHANGE))
+        if self.config.drift is not None:
+            out += [(CheckKind.DRIFT, drift_name(c)) for c in self.config.drift.columns]
+            out.append((CheckKind.DRIFT, DRIFT_SHARE))
         return out
 
     def describe_plan(self) -> list[str]:
@@ -205,6 +209,28 @@ class DatasetRunner:
         self._schema_change_result(run, info)
         if newest is not None and "newest" not in outcome.errors:
             self.state.set_watermark(self.name, newest)
+        if self.config.drift is not None and ts is not None:
+            self._drift(run, info, ts)
+
+    def _drift(self, run: RunContext, info: TableInfo, ts: sa.Column[Any]) -> None:
+        """Drift has windows of its own, so its own statements; its errors stay its own."""
+        drift = self.config.drift
+        assert drift is not None
+        done = len(run.results)
+        try:
+            run_drift(
+                run=run,
+                table=info.table,
+                ts=ts,
+                config=drift,
+                state=self.state,
+                dataset=self.name,
+                dialect=self.warehouse.dialect_name,
+            )
+        except OsemnError as exc:
+            del run.results[done:]
+            for check in [*(drift_name(c) for c in drift.columns), DRIFT_SHARE]:
+                run.error(CheckKind.DRIFT, check, str(exc))
 
     def _compile(self, info: TableInfo) -> tuple[CompiledSchema | None, dict[str, str]]:
         """The schema for this table, less the not-null rules the catalog proves."""

@@ -1,0 +1,567 @@
+"""Drift profiles computed inside the warehouse: only aggregates leave it.
+
+A numeric column is summarised by quantile cut points taken from the
+*reference* window and the counts of each window on those same cuts, plus
+rows, nulls, min, max, mean and sample variance. A categorical column is
+summarised by the reference's top-K categories (as text), their counts, an
+``other`` count, nulls and the distinct count. The statistics in
+:mod:`osemn.checks.drift_stats` work on these profiles alone.
+
+Binning rule (shared by SQL and :func:`profile_from_values`): with cuts
+``c_0 < ... < c_{k-2}`` bin 0 is ``(-inf, c_0]``, bin ``i`` is
+``(c_{i-1}, c_i]`` and the last bin is ``(c_{k-2}, +inf)``; numpy's
+``searchsorted(cuts, x, side="left")`` gives the same bin. Equal cut points
+(heavy ties, constant columns) are merged, so a profile may have fewer bins
+than asked for; a constant column has one cut (its value) and two bins.
+
+Statements per window: numeric profiles of any number of columns take one;
+categorical profiles take one for the columns whose categories are given
+(the current window) plus one ``UNION ALL`` of per-column top-K queries for
+the columns whose categories are to be found (the reference). Reference
+cuts take one statement per column.
+
+The SQL functions take ``dialect=`` (``Warehouse.dialect_name``) because an
+``execute`` callable does not say which engine it talks to: PostgreSQL and
+DuckDB get percentile functions, ``FILTER`` and ``var_samp``; SQLite, MariaDB
+and other engines a portable form (NTILE cuts, ``SUM(CASE ...)``, shifted sums).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from osemn.checks.dtypes import Kind, warehouse_kind
+from osemn.errors import CheckError
+
+__all__ = [
+    "CategoricalProfile",
+    "Execute",
+    "NumericProfile",
+    "categorical_from_values",
+    "categorical_profiles",
+    "cuts_from_values",
+    "is_numeric",
+    "numeric_cuts",
+    "numeric_profiles",
+    "profile_from_values",
+    "sample_values",
+]
+
+Execute = Callable[[sa.Executable], Sequence[sa.Row[Any]]]
+
+_NUMERIC_KINDS = frozenset({Kind.INTEGER, Kind.FLOAT, Kind.DECIMAL})
+# Dialects with COUNT(*) FILTER (WHERE ...), cheaper than SUM(CASE ...).
+_FILTER_DIALECTS = frozenset({"postgresql", "duckdb"})
+# Dialects whose var_samp is numerically stable (Youngs-Cramer / Welford);
+# elsewhere variance comes from sums shifted by the reference median.
+_VAR_SAMP_DIALECTS = frozenset({"postgresql", "duckdb", "mysql", "mariadb"})
+# MySQL and MariaDB cannot CAST to DOUBLE before 8.0.17 / 10.4 (SQLAlchemy
+# skips the cast with a warning).
+_NO_DOUBLE_CAST = frozenset({"mysql", "mariadb"})
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumericProfile:
+    """Histogram on the reference's cuts plus moments of one numeric column in one window.
+
+    ``rows`` counts every row of the window, ``nulls`` the null ones;
+    ``counts`` hold the non-null rows (``sum(counts) == rows - nulls``).
+    ``variance`` is the sample variance (ddof=1), None below two values.
+    """
+
+    cuts: tuple[float, ...]
+    counts: tuple[int, ...]
+    rows: int
+    nulls: int
+    minimum: float | None
+    maximum: float | None
+    mean: float | None
+    variance: float | None
+
+    @property
+    def non_null(self) -> int:
+        """Rows with a value."""
+        return self.rows - self.nulls
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (state store, results, UI histograms)."""
+        return {
+            "kind": "numeric",
+            "cuts": list(self.cuts),
+            "counts": list(self.counts),
+            "rows": self.rows,
+            "nulls": self.nulls,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "mean": self.mean,
+            "variance": self.variance,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> NumericProfile:
+        """Rebuild a profile written by :meth:`to_json`.
+
+        Raises:
+            CheckError: the document is not a numeric profile.
+        """
+        _expect_kind(doc, "numeric")
+        return cls(
+            cuts=tuple(float(c) for c in doc["cuts"]),
+            counts=tuple(int(c) for c in doc["counts"]),
+            rows=int(doc["rows"]),
+            nulls=int(doc["nulls"]),
+            minimum=_opt_float(doc["minimum"]),
+            maximum=_opt_float(doc["maximum"]),
+            mean=_opt_float(doc["mean"]),
+            variance=_opt_float(doc["variance"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CategoricalProfile:
+    """Counts of the reference's top-K categories, ``other``, nulls and distinct values."""
+
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]
+    other: int
+    rows: int
+    nulls: int
+    distinct: int
+
+    @property
+    def non_null(self) -> int:
+        """Rows with a value."""
+        return self.rows - self.nulls
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (state store, results, UI bar charts)."""
+        return {
+            "kind": "categorical",
+            "categories": list(self.categories),
+            "counts": list(self.counts),
+            "other": self.other,
+            "rows": self.rows,
+            "nulls": self.nulls,
+            "distinct": self.distinct,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> CategoricalProfile:
+        """Rebuild a profile written by :meth:`to_json`.
+
+        Raises:
+            CheckError: the document is not a categorical profile.
+        """
+        _expect_kind(doc, "categorical")
+        return cls(
+            categories=tuple(str(c) for c in doc["categories"]),
+            counts=tuple(int(c) for c in doc["counts"]),
+            other=int(doc["other"]),
+            rows=int(doc["rows"]),
+            nulls=int(doc["nulls"]),
+            distinct=int(doc["distinct"]),
+        )
+
+
+def _expect_kind(doc: Mapping[str, Any], kind: str) -> None:
+    if doc.get("kind") != kind:
+        raise CheckError(
+            f"stored profile has kind {doc.get('kind')!r}, expected {kind!r}; "
+            "the stored reference is stale: let it be recomputed (delete it from the state store)."
+        )
+
+
+# --- the binning rule in numpy (tests, calibration, callers holding values) ------
+
+
+def _dedup(cuts: Iterable[float | None]) -> tuple[float, ...]:
+    finite = [float(c) for c in cuts if c is not None and math.isfinite(float(c))]
+    return tuple(float(c) for c in np.unique(np.asarray(finite, dtype=np.float64)))
+
+
+def cuts_from_values(values: npt.ArrayLike, bins: int = 20) -> tuple[float, ...]:
+    """Reference cuts as the database computes them: linear quantiles at i/bins, deduplicated.
+
+    NaN values are nulls and ignored; no values give no cuts.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    data = data[~np.isnan(data)]
+    if data.size == 0:
+        return ()
+    probs = np.arange(1, bins) / bins
+    return _dedup(np.quantile(data, probs, method="linear"))
+
+
+def profile_from_values(values: npt.ArrayLike, cuts: Sequence[float]) -> NumericProfile:
+    """The numeric profile of ``values`` (NaN = null) on ``cuts``, exactly as the SQL builds it."""
+    data = np.asarray(values, dtype=np.float64)
+    present = data[~np.isnan(data)]
+    edges = np.asarray(cuts, dtype=np.float64)
+    bins = np.searchsorted(edges, present, side="left")
+    counts = np.bincount(bins, minlength=len(edges) + 1)
+    n = int(present.size)
+    return NumericProfile(
+        cuts=tuple(float(c) for c in edges),
+        counts=tuple(int(c) for c in counts),
+        rows=int(data.size),
+        nulls=int(data.size - n),
+        minimum=float(present.min()) if n else None,
+        maximum=float(present.max()) if n else None,
+        mean=float(present.mean()) if n else None,
+        variance=float(present.var(ddof=1)) if n > 1 else None,
+    )
+
+
+def categorical_from_values(
+    values: npt.ArrayLike, categories: Sequence[str] | None, *, top_k: int = 20
+) -> CategoricalProfile:
+    """The categorical profile of ``values`` (None = null), exactly as the SQL builds it.
+
+    Values are compared as text. With ``categories`` None the top ``top_k`` by
+    count are kept (ties by text), as for a reference window.
+    """
+    items = np.asarray(values, dtype=object).ravel()
+    present = items[np.not_equal(items, np.array(None, dtype=object))].astype(str)
+    found, found_counts = np.unique(present, return_counts=True)
+    if categories is None:
+        order = np.lexsort((found, -found_counts))[:top_k]
+        categories = [str(v) for v in found[order]]
+    by_value = dict(zip(found.tolist(), found_counts.tolist(), strict=True))
+    counts = tuple(int(by_value.get(c, 0)) for c in categories)
+    return CategoricalProfile(
+        categories=tuple(categories),
+        counts=counts,
+        other=int(present.size) - sum(counts),
+        rows=int(items.size),
+        nulls=int(items.size - present.size),
+        distinct=int(found.size),
+    )
+
+
+# --- SQL ----------------------------------------------------------------------------
+
+
+def is_numeric(column_type: sa.types.TypeEngine[Any]) -> bool:
+    """True for integer, float and decimal columns: those get quantile-binned profiles."""
+    return warehouse_kind(column_type) in _NUMERIC_KINDS
+
+
+def _column(table: sa.Table, name: str) -> sa.Column[Any]:
+    if name not in table.c:
+        raise CheckError(
+            f"column {name!r} does not exist in table {table.fullname!r}; it has "
+            f"{', '.join(repr(c.name) for c in table.c)}. Fix the drift `columns:` of the dataset."
+        )
+    return table.c[name]
+
+
+def _numeric_column(table: sa.Table, name: str) -> sa.Column[Any]:
+    column = _column(table, name)
+    if not is_numeric(column.type):
+        raise CheckError(
+            f"column {name!r} of table {table.fullname!r} has type {column.type!r} "
+            f"({warehouse_kind(column.type)}), which has no numeric profile; use a categorical "
+            "method (chi2, jensen_shannon, psi or hellinger on categories) for it."
+        )
+    return column
+
+
+def _as_double(expr: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    if dialect in _NO_DOUBLE_CAST:
+        # Where CAST AS DOUBLE is missing, a DOUBLE factor makes the value a DOUBLE
+        # (AVG of an INTEGER would be a DECIMAL of 4 places); type_coerce reads it
+        # as a float, not as a reflected DOUBLE's Decimal rounded to 10 places.
+        return sa.type_coerce(expr * sa.literal(1.0, sa.Double), sa.Double())
+    return sa.cast(expr, sa.Double)
+
+
+def _filtered(
+    column: ColumnElement[Any], where: ColumnElement[bool] | None
+) -> list[ColumnElement[bool]]:
+    return [column.is_not(None), *(() if where is None else (where,))]
+
+
+def _count_if(condition: ColumnElement[bool], dialect: str) -> ColumnElement[Any]:
+    if dialect in _FILTER_DIALECTS:
+        return sa.func.count().filter(condition)
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def numeric_cuts(
+    execute: Execute,
+    table: sa.Table,
+    column: str,
+    *,
+    where: ColumnElement[bool] | None,
+    dialect: str,
+    bins: int = 20,
+) -> tuple[float, ...]:
+    """Reference cut points at the ``i/bins`` quantiles, computed in the database.
+
+    PostgreSQL ``percentile_cont(ARRAY[...]) WITHIN GROUP`` and DuckDB
+    ``quantile_cont`` interpolate linearly (numpy's ``method="linear"``);
+    elsewhere ``NTILE(bins)`` takes each tile's maximum, which is within one
+    bin of the linear quantile. Equal cuts are merged (fewer bins).
+
+    :param dialect: the engine's dialect name (``Warehouse.dialect_name``).
+    :raises CheckError: the column is missing or not numeric.
+    """
+    if bins < 2:
+        raise CheckError(f"drift bins must be at least 2, got {bins!r}; raise `bins`.")
+    col = _numeric_column(table, column)
+    value = _as_double(col, dialect)
+    probs = [i / bins for i in range(1, bins)]
+    conditions = _filtered(col, where)
+    if dialect in ("postgresql", "duckdb"):
+        array = sa.bindparam("quantiles", probs, type_=sa.ARRAY(sa.Double))
+        quantiles: ColumnElement[Any]
+        if dialect == "postgresql":
+            quantiles = sa.func.percentile_cont(array).within_group(value)
+        else:
+            quantiles = sa.func.quantile_cont(value, array)
+        rows = execute(sa.select(quantiles).select_from(table).where(*conditions))
+        found = rows[0][0] if rows else None
+        return _dedup(found or ())
+    tiled = (
+        sa.select(
+            value.label("v"),
+            sa.func.ntile(sa.literal(bins, literal_execute=True)).over(order_by=value).label("t"),
+        )
+        .select_from(table)
+        .where(*conditions)
+        .subquery("tiles")
+    )
+    stmt = sa.select(tiled.c.t, sa.func.max(tiled.c.v)).group_by(tiled.c.t).order_by(tiled.c.t)
+    maxima = [list(row)[1] for row in execute(stmt)]
+    return _dedup(maxima[:-1])
+
+
+def _count(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+def numeric_profiles(
+    execute: Execute,
+    table: sa.Table,
+    specs: Mapping[str, Sequence[float]],
+    *,
+    where: ColumnElement[bool] | None,
+    dialect: str,
+) -> dict[str, NumericProfile]:
+    """Profiles of every column in ``specs`` (column -> reference cuts) in ONE statement.
+
+    Per column: non-null count, min, max, mean, sample variance and, per cut,
+    the count of values ``<= cut`` (bins are differences of these). Variance is
+    ``var_samp`` over DOUBLE where it is stable, else from sums shifted by the
+    middle cut (the reference median), which avoids cancellation at any scale.
+
+    :param dialect: the engine's dialect name (``Warehouse.dialect_name``).
+    :raises CheckError: a column is missing or not numeric.
+    """
+    columns = {name: _numeric_column(table, name) for name in specs}
+    exprs: list[ColumnElement[Any]] = [sa.func.count()]
+    for name, col in columns.items():
+        cuts = tuple(float(c) for c in specs[name])
+        value = _as_double(col, dialect) if warehouse_kind(col.type) is Kind.DECIMAL else col
+        double = _as_double(col, dialect)
+        exprs += [
+            sa.func.count(col),
+            sa.type_coerce(sa.func.min(value), sa.Double()),
+            sa.type_coerce(sa.func.max(value), sa.Double()),
+        ]
+        exprs.append(sa.func.avg(double))
+        if dialect in _VAR_SAMP_DIALECTS:
+            exprs.append(sa.func.var_samp(double))
+        else:
+            shift = sa.literal(cuts[len(cuts) // 2] if cuts else 0.0, sa.Double)
+            exprs += [sa.func.sum(double - shift), sa.func.sum((double - shift) * (double - shift))]
+        exprs += [_count_if(value <= sa.literal(c, sa.Double), dialect) for c in cuts]
+    stmt = sa.select(*exprs).select_from(table)
+    if where is not None:
+        stmt = stmt.where(where)
+    row = list(execute(stmt)[0])
+    rows = _count(row[0])
+    position = 1
+    profiles: dict[str, NumericProfile] = {}
+    for name in columns:
+        cuts = tuple(float(c) for c in specs[name])
+        n, low, high, mean = row[position : position + 4]
+        position += 4
+        n = _count(n)
+        if dialect in _VAR_SAMP_DIALECTS:
+            variance = _opt_float(row[position])
+            position += 1
+        else:
+            s1, s2 = (_opt_float(v) for v in row[position : position + 2])
+            position += 2
+            variance = None
+            if n > 1 and s1 is not None and s2 is not None:
+                variance = max(0.0, (s2 - s1 * s1 / n) / (n - 1))
+        cumulative = [_count(v) for v in row[position : position + len(cuts)]]
+        position += len(cuts)
+        edges = [0, *cumulative, n]
+        profiles[name] = NumericProfile(
+            cuts=cuts,
+            counts=tuple(edges[i + 1] - edges[i] for i in range(len(cuts) + 1)),
+            rows=rows,
+            nulls=rows - n,
+            minimum=_opt_float(low),
+            maximum=_opt_float(high),
+            mean=_opt_float(mean),
+            variance=variance if n > 1 else None,
+        )
+    return profiles
+
+
+def _as_text(col: sa.Column[Any]) -> ColumnElement[Any]:
+    return col if warehouse_kind(col.type) is Kind.STRING else sa.cast(col, sa.String)
+
+
+def categorical_profiles(
+    execute: Execute,
+    table: sa.Table,
+    columns: Mapping[str, Sequence[str] | None],
+    *,
+    where: ColumnElement[bool] | None,
+    dialect: str,
+    top_k: int = 20,
+) -> dict[str, CategoricalProfile]:
+    """Categorical profiles of a window; categories None means "find the top ``top_k``".
+
+    One statement counts rows, nulls, distinct values and the given categories
+    of every column; the columns without categories (a reference) add one
+    ``UNION ALL`` statement of per-column top-K ``GROUP BY`` queries, ranked
+    by count and then by text. Values are compared as text.
+
+    :param dialect: the engine's dialect name (``Warehouse.dialect_name``).
+    :raises CheckError: a column is missing.
+    """
+    cols = {name: _column(table, name) for name in columns}
+    found = _top_categories(execute, table, cols, columns, where=where, top_k=top_k)
+    wanted = {
+        name: tuple(found.get(name, ())) if cats is None else tuple(cats)
+        for name, cats in columns.items()
+    }
+    exprs: list[ColumnElement[Any]] = [sa.func.count()]
+    for name, col in cols.items():
+        text = _as_text(col)
+        exprs += [sa.func.count(col), sa.func.count(col.distinct())]
+        exprs += [_count_if(text == sa.literal(c, sa.String), dialect) for c in wanted[name]]
+    stmt = sa.select(*exprs).select_from(table)
+    if where is not None:
+        stmt = stmt.where(where)
+    row = list(execute(stmt)[0])
+    rows = _count(row[0])
+    position = 1
+    profiles: dict[str, CategoricalProfile] = {}
+    for name in cols:
+        n, distinct = _count(row[position]), _count(row[position + 1])
+        position += 2
+        counts = tuple(_count(v) for v in row[position : position + len(wanted[name])])
+        position += len(wanted[name])
+        profiles[name] = CategoricalProfile(
+            categories=wanted[name],
+            counts=counts,
+            other=n - sum(counts),
+            rows=rows,
+            nulls=rows - n,
+            distinct=distinct,
+        )
+    return profiles
+
+
+def _top_categories(
+    execute: Execute,
+    table: sa.Table,
+    cols: Mapping[str, sa.Column[Any]],
+    columns: Mapping[str, Sequence[str] | None],
+    *,
+    where: ColumnElement[bool] | None,
+    top_k: int,
+) -> dict[str, list[str]]:
+    names = [name for name, cats in columns.items() if cats is None]
+    if not names:
+        return {}
+    parts = []
+    for index, name in enumerate(names):
+        text = _as_text(cols[name])
+        n = sa.func.count()
+        ranked = (
+            sa.select(
+                sa.literal(index, sa.Integer, literal_execute=True).label("col"),
+                text.label("value"),
+                n.label("n"),
+            )
+            .select_from(table)
+            .where(*_filtered(cols[name], where))
+            .group_by(text)
+            .order_by(n.desc(), text)
+            .limit(sa.literal(top_k, literal_execute=True))
+            .subquery(f"top{index}")
+        )
+        parts.append(sa.select(ranked.c.col, ranked.c.value, ranked.c.n))
+    stmt = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    found: dict[str, list[tuple[int, str]]] = {name: [] for name in names}
+    for index, value, n in (list(row) for row in execute(stmt)):
+        found[names[int(index)]].append((-int(n), str(value)))
+    return {name: [value for _, value in sorted(ranks)] for name, ranks in found.items()}
+
+
+def sample_values(
+    execute: Execute,
+    table: sa.Table,
+    column: str,
+    *,
+    where: ColumnElement[bool] | None,
+    dialect: str,
+    size: int,
+    seed: float,
+) -> npt.NDArray[np.float64]:
+    """At most ``size`` non-null values drawn uniformly at random in the database, for exact KS.
+
+    DuckDB draws a reservoir sample (``TABLESAMPLE reservoir(n) REPEATABLE``);
+    PostgreSQL sorts by ``random()`` after ``setseed(seed)`` (a one-time
+    filter runs it first); elsewhere ``ORDER BY random() LIMIT n`` (SQLite's
+    ``random()`` takes no seed, so only DuckDB and PostgreSQL repeat a draw).
+
+    :param seed: in ``[-1, 1]`` (PostgreSQL's ``setseed`` range).
+    :raises CheckError: the column is missing or not numeric, or the seed is out of range.
+    """
+    if not -1.0 <= seed <= 1.0:
+        raise CheckError(f"sample seed must be within [-1, 1], got {seed!r}.")
+    col = _numeric_column(table, column)
+    value = _as_double(col, dialect)
+    conditions = _filtered(col, where)
+    if dialect == "duckdb":
+        inner = sa.select(value.label("v")).select_from(table).where(*conditions).subquery("s")
+        sampled = sa.tablesample(
+            inner,
+            sa.func.reservoir(sa.literal(size, literal_execute=True)),
+            name="sampled",
+            seed=sa.literal(int(abs(seed) * 2**31), literal_execute=True),
+        )
+        stmt = sa.select(sampled.c.v)
+    else:
+        if dialect == "postgresql":
+            seeded = sa.select(sa.func.setseed(sa.literal(seed, sa.Double))).scalar_subquery()
+            conditions.append(seeded.is_not(None))
+        stmt = (
+            sa.select(value)
+            .select_from(table)
+            .where(*conditions)
+            .order_by(sa.func.random())
+            .limit(sa.literal(size, literal_execute=True))
+        )
+    return np.asarray([float(row[0]) for row in execute(stmt)], dtype=np.float64)
