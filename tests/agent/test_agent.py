@@ -19,7 +19,7 @@ def slow_view(wh: Warehouse, seconds_per_row: float) -> str:
         conn.execute(
             sa.text(
                 f'CREATE VIEW "{wh.schema}".slow_orders AS SELECT o.*, '
-                f"pg_sleep({seconds_per_row})::text AS nap FROM \"{wh.schema}\".orders o"
+                f'pg_sleep({seconds_per_row})::text AS nap FROM "{wh.schema}".orders o'
             )
         )
     return wh.qualified("slow_orders")

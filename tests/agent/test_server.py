@@ -181,7 +181,7 @@ def test_results_api(agent: Agent, client: httpx.Client) -> None:
     assert r.headers["content-type"] == "application/json"
     doc = r.json()
     assert doc == json.loads(json.dumps(results_document(agent.results)))
-    assert doc["summary"] == {"pass": 1, "fail": 1, "error": 0}
+    assert doc["summary"] == {"pass": 1, "fail": 1, "error": 0, "insufficient_data": 0}
 
 
 def test_results_api_turns_nan_into_null(agent: Agent, client: httpx.Client) -> None:

@@ -251,13 +251,37 @@ def test_a_newer_schema_version_is_refused(state_url: str) -> None:
     assert "hunter2-secret" not in str(raised.value)
 
 
+def test_a_version_1_store_is_migrated(state_url: str) -> None:
+    """Version 1 had no result details and no reference profiles; opening adds both."""
+    store = StateStore(state_url)
+    store.open()
+    meta = sa.table("osemn_meta", sa.column("key"), sa.column("value"))
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE osemn_results DROP COLUMN details"))
+        conn.execute(sa.text("DROP TABLE osemn_reference_profiles"))
+        conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value="1"))
+    store.close()
+
+    upgraded = StateStore(state_url)
+    upgraded.open()
+    upgraded.record_run([make_result(details={"reference": {"counts": [1, 2]}})])
+    upgraded.put_profile("orders", "amount", "k", {"kind": "numeric"})
+    assert upgraded.latest_results()[0].details == {"reference": {"counts": [1, 2]}}
+    assert upgraded.get_profile("orders", "amount", "k") == {"kind": "numeric"}
+    assert upgraded.get_profile("orders", "amount", "other key") is None
+    with upgraded.engine.connect() as conn:
+        version = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+        assert version.scalar_one() == str(StateStore.SCHEMA_VERSION)
+    upgraded.close()
+
+
 def test_an_unknown_kind_is_a_clear_error(store: StateStore) -> None:
     store.record_run([make_result()])
     results = sa.table("osemn_results", sa.column("kind"))
     with store.engine.begin() as conn:
-        conn.execute(sa.update(results).values(kind="drift"))
+        conn.execute(sa.update(results).values(kind="telepathy"))
 
-    with pytest.raises(StateError, match=r"'drift' result of orders/email:not_null.*Upgrade"):
+    with pytest.raises(StateError, match=r"'telepathy' result of orders/email:not_null.*Upgrade"):
         store.latest_results()
 
 

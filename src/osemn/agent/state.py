@@ -69,7 +69,7 @@ class StateStore:
         StateError: the URL is not a SQLAlchemy URL or its driver is not installed.
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -113,11 +113,17 @@ class StateStore:
                 raise StateVersionError(
                     found=found, supported=self.SCHEMA_VERSION, url=self.safe_url
                 )
-            # Version 1 is the first schema: there is nothing older to migrate yet.
-            _metadata.create_all(conn)
+            _metadata.create_all(conn)  # new tables (e.g. reference profiles in version 2)
             if found is None:
                 conn.execute(
                     sa.insert(_meta).values(key=_VERSION_KEY, value=str(self.SCHEMA_VERSION))
+                )
+            elif found < self.SCHEMA_VERSION:
+                _migrate(conn, found)
+                conn.execute(
+                    sa.update(_meta)
+                    .where(_meta.c.key == _VERSION_KEY)
+                    .values(value=str(self.SCHEMA_VERSION))
                 )
 
     def ping(self) -> bool:
@@ -420,6 +426,13 @@ class StateStore:
             note=row.note,
             source=row.source,
         )
+
+
+def _migrate(conn: sa.Connection, found: int) -> None:
+    """Bring tables of schema ``found`` up to ``StateStore.SCHEMA_VERSION``, in order."""
+    if found < 2:
+        # 2: results keep ``details`` (a drift check's histograms).
+        conn.execute(sa.text("ALTER TABLE osemn_results ADD COLUMN details TEXT"))
 
 
 def _results_query(joined: sa.FromClause) -> sa.Select[Any]:
