@@ -15,16 +15,26 @@ from osemn._units import parse_duration, parse_ratio
 
 __all__ = [
     "DRIFT_METHODS",
+    "DRIFT_SHARE",
     "CurrentWindow",
     "DriftConfig",
     "ReferenceWindow",
     "SeasonalReference",
+    "drift_name",
 ]
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 DriftMethod = Literal["psi", "jensen_shannon", "hellinger", "wasserstein", "chi2", "ks"]
 DRIFT_METHODS: tuple[str, ...] = ("psi", "jensen_shannon", "hellinger", "wasserstein", "chi2", "ks")
+
+
+DRIFT_SHARE = "drift_share"  # the dataset-level drift result's check name
+
+
+def drift_name(column: str) -> str:
+    """The stable check name of a column's drift, e.g. ``amount:drift``."""
+    return f"{column}:drift"
 
 
 class _Model(BaseModel):

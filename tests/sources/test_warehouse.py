@@ -548,3 +548,19 @@ def test_mapped_errors_never_show_the_password() -> None:
     text = str(mapped.value)
     assert "p@ss/w0rd" not in text and "p%40ss%2Fw0rd" not in text
     assert "db.internal:5432" in text
+
+
+def test_duckdb_memory_is_bounded_and_the_url_can_raise_it(tmp_path: Path) -> None:
+    """The embedded engine's buffer pool is the agent's memory: osemn caps it."""
+    path = tmp_path / "mem.duckdb"
+    creator = sa.create_engine(f"duckdb:///{path}")
+    with creator.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    creator.dispose()
+    setting = sa.select(sa.func.current_setting("memory_limit"))
+    capped = Warehouse("wh", SourceConfig(url=f"duckdb:///{path}"))
+    assert capped.execute(setting)[0][0] == "61.0 MiB"
+    capped.close()
+    raised = Warehouse("wh", SourceConfig(url=f"duckdb:///{path}?memory_limit=1GB"))
+    assert raised.execute(setting)[0][0] == "953.6 MiB"
+    raised.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from osemn._drift_config import DRIFT_SHARE, drift_name
 from osemn._units import format_duration
 from osemn.agent._run import RunContext
 from osemn.agent.schema_results import (
@@ -31,7 +32,6 @@ from osemn.agent.state import StateStore
 from osemn.checks._time import as_utc, bind_time
 from osemn.checks.base import CompiledSchema
 from osemn.checks.compile import compile_schema
-from osemn.checks.drift import DRIFT_SHARE, drift_name, run_drift
 from osemn.checks.freshness import freshness_name, freshness_result
 from osemn.checks.fused import Aggregate, ScanOutcome, count_failing, fused_scan
 from osemn.checks.schema_change import SCHEMA_CHANGE, column_types, schema_change_result
@@ -214,6 +214,8 @@ class DatasetRunner:
 
     def _drift(self, run: RunContext, info: TableInfo, ts: sa.Column[Any]) -> None:
         """Drift has windows of its own, so its own statements; its errors stay its own."""
+        from osemn.checks.drift import run_drift  # scipy loads only where drift is asked for
+
         drift = self.config.drift
         assert drift is not None
         done = len(run.results)

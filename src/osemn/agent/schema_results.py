@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
@@ -229,6 +228,8 @@ class SchemaResults:
         stmt = sample_statement(
             self.info.table, columns, limit=CUSTOM_SAMPLE_ROWS, where=self.run.where
         )
+        import pandas as pd  # only custom checks need a frame
+
         try:
             frame = pd.DataFrame([tuple(r) for r in self.run.execute(stmt)], columns=columns)
         except OsemnError as exc:

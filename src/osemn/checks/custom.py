@@ -8,14 +8,16 @@ the result says ``sampled`` so nobody mistakes it for a full count.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from osemn.checks.base import CustomRule
 from osemn.errors import CheckError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["custom_failures", "sample_statement"]
 

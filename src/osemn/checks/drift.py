@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from osemn._drift_config import DriftConfig
+from osemn._drift_config import DRIFT_SHARE, DriftConfig, drift_name
 from osemn.checks._time import bind_time
 from osemn.checks.drift_stats import ColumnDrift, Method, drift_share, evaluate
 from osemn.checks.profiles import (
@@ -38,9 +38,8 @@ if TYPE_CHECKING:
     from osemn.agent._run import RunContext
     from osemn.agent.state import StateStore
 
-__all__ = ["DRIFT_SHARE", "DriftWindows", "drift_name", "drift_windows", "run_drift"]
+__all__ = ["DriftWindows", "drift_windows", "run_drift"]
 
-DRIFT_SHARE = "drift_share"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STATUS = {
     "drift": Status.FAIL,
@@ -51,11 +50,6 @@ _STATUS = {
 
 Profile = NumericProfile | CategoricalProfile
 Execute = Callable[[sa.Executable], Sequence[sa.Row[Any]]]
-
-
-def drift_name(column: str) -> str:
-    """The stable check name of a column's drift, e.g. ``amount:drift``."""
-    return f"{column}:drift"
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 __all__ = [
+    "DUCKDB_MEMORY_LIMIT",
     "PREFIX",
     "connect_args",
     "interrupter",
@@ -73,12 +74,19 @@ def tag_statements(engine: sa.Engine) -> None:
         event.listen(engine, "before_cursor_execute", _tag_cursor_execute, retval=True)
 
 
+DUCKDB_MEMORY_LIMIT = "64MB"
+
+
 def connect_args(url: sa.URL) -> dict[str, Any]:
     """DBAPI ``connect()`` arguments for an engine osemn creates itself."""
     backend = url.get_backend_name()
     if backend == "duckdb":
+        # DuckDB scans inside the agent's process, so its buffer pool is the agent's
+        # memory: bound it (a URL's ?memory_limit=... overrides) so that memory stays
+        # flat in table size; DuckDB spills larger aggregations to disk.
+        config = {"memory_limit": DUCKDB_MEMORY_LIMIT}
         in_memory = url.database in (None, "", ":memory:")
-        return {} if in_memory else {"read_only": True}
+        return {"config": config} if in_memory else {"read_only": True, "config": config}
     if backend in ("postgresql", *_MYSQL) and "connect_timeout" not in url.query:
         # A blackholed host must not hold a concurrency slot for minutes.
         return {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
