@@ -171,7 +171,7 @@ class DatasetRunner:
 
         aggregates = [Aggregate(key="rows", expr=sa.func.count())]
         if compiled is not None:
-            aggregates += schema_aggregates(compiled, table)
+            aggregates += schema_aggregates(compiled, table, proven)
         if ts is not None:
             aggregates.append(Aggregate(key="newest", expr=sa.func.max(ts)))
         if self.config.volume is not None:
@@ -198,7 +198,8 @@ class DatasetRunner:
                 mask_key=self.mask_key,
                 timestamp=self.config.timestamp,
                 dialect=self.warehouse.engine.dialect,
-            ).report(outcome, rows, proven)
+                proven=proven,
+            ).report(outcome, rows)
         elif self.schema_error is not None:
             run.error(CheckKind.SCHEMA, VALIDITY, self.schema_error)
         newest = as_utc(outcome.values.get("newest")) if ts is not None else None

@@ -8,7 +8,7 @@ one sample per failing rule, one bounded sample shared by custom checks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,14 +62,26 @@ def any_fails(rules: Sequence[RowRule]) -> sa.ColumnElement[Any]:
     return count_failing(sa.or_(*(r.fails for r in rules)))
 
 
-def schema_aggregates(compiled: CompiledSchema, table: sa.Table) -> list[Aggregate]:
-    """The schema's share of the fused scan: failing counts, completeness, invalid rows."""
+def _not_null_rule(column: str) -> str:
+    return f"{column}:not_null"
+
+
+def schema_aggregates(
+    compiled: CompiledSchema, table: sa.Table, proven: Mapping[str, str]
+) -> list[Aggregate]:
+    """The schema's share of the fused scan: failing counts, completeness, invalid rows.
+
+    A column's non-null count is only scanned for when no ``not_null`` rule
+    already counts its nulls and no constraint rules them out.
+    """
     aggs = [Aggregate(key=r.name, expr=count_failing(r.fails)) for r in compiled.row_rules]
     for rule in compiled.aggregate_rules:
         aggs += [Aggregate(key=f"{rule.name}#{i}", expr=e) for i, e in enumerate(rule.aggregates)]
+    known = {r.name for r in compiled.row_rules} | set(proven)
     aggs += [
         Aggregate(key=f"nonnull:{name}", expr=sa.func.count(table.c[name]))
         for name in compiled.columns
+        if _not_null_rule(name) not in known
     ]
     if compiled.row_rules:
         aggs.append(Aggregate(key=INVALID, expr=any_fails(compiled.row_rules)))
@@ -87,9 +99,10 @@ class SchemaResults:
     mask_key: bytes
     timestamp: str | None
     dialect: Dialect
+    proven: Mapping[str, str]  # not_null rules the catalog proves, with the proof
 
-    def report(self, outcome: ScanOutcome, rows: int, proven: dict[str, str]) -> None:
-        for name, proof in proven.items():
+    def report(self, outcome: ScanOutcome, rows: int) -> None:
+        for name, proof in self.proven.items():
             self.run.counted(_KIND, name, failed=0, rows=rows, note=proof)
         for static in self.compiled.static:
             self.run.add(
@@ -125,16 +138,29 @@ class SchemaResults:
                 continue
             self.run.counted(_KIND, rule.name, failed=0 if passed else 1, rows=rows)
 
+    def _non_null(self, outcome: ScanOutcome, rows: int, column: str) -> int | None:
+        """Non-null rows of ``column``: scanned, or rows less its ``not_null`` failures."""
+        if f"nonnull:{column}" in outcome.values:
+            return int(outcome.values[f"nonnull:{column}"])
+        rule = _not_null_rule(column)
+        if rule in self.proven:
+            return rows
+        if rule in outcome.values:
+            return rows - int(outcome.values[rule])
+        return None
+
     def _validity_result(self, outcome: ScanOutcome, rows: int) -> None:
-        measurements = [
-            Measurement(
-                name="completeness_ratio",
-                value=int(outcome.values[f"nonnull:{name}"]) / rows,
-                labels=(("column", name),),
-            )
-            for name in self.compiled.columns
-            if f"nonnull:{name}" in outcome.values and rows
-        ]
+        measurements = []
+        for name in self.compiled.columns:
+            non_null = self._non_null(outcome, rows, name)
+            if non_null is not None and rows:
+                measurements.append(
+                    Measurement(
+                        name="completeness_ratio",
+                        value=non_null / rows,
+                        labels=(("column", name),),
+                    )
+                )
         if INVALID in outcome.errors:
             self.run.error(
                 _KIND,
