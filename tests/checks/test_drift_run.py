@@ -236,3 +236,42 @@ def test_empty_window_is_insufficient_data(duckdb_warehouse: Warehouse, tmp_path
         assert result.status is Status.INSUFFICIENT_DATA, result
         assert result.note
     assert results["drift_share"].status is Status.INSUFFICIENT_DATA
+
+
+def test_drift_metrics_and_json(duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+    """The drift series of the metrics contract, and the histograms in the JSON document."""
+    import json
+    import shutil
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    wh = duckdb_warehouse
+    load_events(
+        wh,
+        rows=6_000,
+        start=NOW - timedelta(days=1, hours=1),
+        end=NOW - timedelta(hours=1),
+        seed=11,
+    )
+    load_events(wh, rows=2_000, start=NOW - timedelta(hours=1), end=NOW, shift=1.0, seed=12)
+    agent = make_agent(config_for(tmp_path, wh, DRIFT), FrozenClock(NOW), wh=wh)
+    agent.run_once()
+    exposition = generate_latest(agent.registry)
+    doc = json.loads(json.dumps(agent.results_document()))
+    agent.close()
+    text = exposition.decode()
+    assert 'osemn_drift_detected{column="amount",dataset="events",method="psi"} 1.0' in text
+    assert 'osemn_drift_score{column="amount",dataset="events",method="psi"}' in text
+    assert 'osemn_drift_pvalue{column="status"' in text
+    assert 'osemn_dataset_drift_share{dataset="events"}' in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: apt-get install -y prometheus"
+    lint = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True)
+    assert lint.returncode == 0 and not lint.stdout and not lint.stderr, lint
+    amount = next(r for r in doc["results"] if r["check"] == "amount:drift")
+    assert amount["status"] == "fail" and amount["kind"] == "drift"
+    assert len(amount["details"]["reference"]["counts"]) == len(
+        amount["details"]["current"]["counts"]
+    )
+    assert doc["summary"]["fail"] >= 1
