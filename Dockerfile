@@ -2,7 +2,7 @@
 # osemn as a sidecar image: `docker run -v ./osemn.yaml:/etc/osemn/osemn.yaml:ro -p 9108:9108 osemn`.
 # The config must listen on 0.0.0.0:9108 (agent.listen) for the port to be reachable from
 # outside the container; the relative default state URL lands in /var/lib/osemn (mount a volume
-# there to keep history, watermarks and the alert outbox across restarts).
+# there to keep history, watermarks, schema snapshots and drift references across restarts).
 
 ARG PYTHON_VERSION=3.11
 
