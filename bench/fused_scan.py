@@ -209,9 +209,7 @@ def write_schema(workdir: Path) -> Path:
 TIMED_DUCKDB_MEMORY = "?memory_limit=4GB"
 
 
-def write_config(
-    db: Db, workdir: Path, stem: str, table: str, *, url_suffix: str = ""
-) -> Path:
+def write_config(db: Db, workdir: Path, stem: str, table: str, *, url_suffix: str = "") -> Path:
     """An osemn.yaml named ``stem`` with one dataset on ``table`` and its own state file."""
     state = workdir / f"{stem}-state.db"
     state.unlink(missing_ok=True)
@@ -448,7 +446,8 @@ def bench_db(db: Db, args: argparse.Namespace, workdir: Path, peers_python: Path
                     counter.active = False
                     fig.statements = counter.count
                     fig.runner_statements = agent.runners["orders"].last_statements
-                    wall, rss = run_process([*osemn, "check", "-c", str(rss_configs[table]), "--full"])
+                    rss_config = str(rss_configs[table])
+                    wall, rss = run_process([*osemn, "check", "-c", rss_config, "--full"])
                     fig.b_process.append(wall)
                     fig.rss_kb = max(fig.rss_kb, rss)
         if table == "orders_1m":
