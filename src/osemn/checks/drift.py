@@ -30,6 +30,7 @@ from osemn.checks.profiles import (
     numeric_cuts,
     numeric_profiles,
     sample_values,
+    window_profiles,
 )
 from osemn.errors import CheckError, OsemnError, QueryTimeoutError, SourceUnavailableError
 from osemn.results import CheckKind, Measurement, Status
@@ -196,26 +197,20 @@ def run_drift(
     ok_numeric = [c for c in numeric if c in profiles.reference]
     ok_categorical = [c for c in categorical if c in profiles.reference]
     cuts = {c: _cuts(profiles.reference[c]) for c in ok_numeric}
-    current, errs = _profile_each(
-        lambda cols: numeric_profiles(
-            run.execute, table, {c: cuts[c] for c in cols}, where=cur_where, dialect=dialect
-        ),
-        ok_numeric,
-    )
-    profiles.current.update(current)
-    profiles.errors.update(errs)
     categories = {c: _categories(profiles.reference[c]) for c in ok_categorical}
-    current, errs = _profile_each(
-        lambda cols: categorical_profiles(
+
+    def current_window(cols: Sequence[str]) -> dict[str, Profile]:
+        numbers, labels = window_profiles(
             run.execute,
             table,
-            {c: categories[c] for c in cols},
-            dialect=dialect,
+            {c: cuts[c] for c in cols if c in cuts},
+            {c: categories[c] for c in cols if c in categories},
             where=cur_where,
-            top_k=config.top_k,
-        ),
-        ok_categorical,
-    )
+            dialect=dialect,
+        )
+        return {**numbers, **labels}
+
+    current, errs = _profile_each(current_window, [*ok_numeric, *ok_categorical])
     profiles.current.update(current)
     profiles.errors.update(errs)
 

@@ -2,7 +2,9 @@
 
 The generator is the pipeline being watched, so it writes with its own SQL
 through the shared engine. Its incidents are the ones an on-call engineer
-meets: a null burst, out-of-range values, a stalled feed, and an upstream
+meets: a null burst, out-of-range values, a distribution shift that every
+schema rule lets through (amounts tripled, mostly cancelled or refunded
+orders: only the drift checks see it), a stalled feed, and an upstream
 migration that retypes a column (``orders.status`` becomes INTEGER codes via
 ``ALTER TABLE ... SET DATA TYPE ... USING``, which DuckDB allows on a table
 with a primary key as long as the column itself is not indexed) and later
@@ -30,16 +32,20 @@ from sqlalchemy.types import TypeEngine
 
 from osemn.demo.warehouse import (
     CHECK_INTERVAL,
+    DRIFT_CURRENT_WINDOW,
     FRESHNESS_MAX_AGE,
     STATUSES,
     demo_tables,
     order_amount,
+    order_status,
     utc_naive,
 )
 from osemn.errors import ConfigError
 
 __all__ = [
     "MIN_DURATION",
+    "SHIFTED_STATUSES",
+    "SHIFT_FACTOR",
     "STATUS_CODES",
     "Incident",
     "IncidentGenerator",
@@ -52,12 +58,24 @@ logger = logging.getLogger(__name__)
 STATUS_CODES = {status: code for code, status in enumerate(STATUSES, start=1)}
 """What the "migration" turns ``orders.status`` into while the column is retyped."""
 
+SHIFT_FACTOR = 3.0
+"""New orders' amounts are multiplied by this during a distribution shift."""
+SHIFTED_STATUSES = ("cancelled", "refunded")
+"""The statuses most orders take during a distribution shift."""
+_SHIFTED_WEIGHTS = tuple(45 if s in SHIFTED_STATUSES else 5 for s in STATUSES)
+_MAX_AMOUNT = 10_000.0  # the schema's in_range bound: a shift is drift, never a schema failure
+
 # A stall must outlast freshness.max_age plus two check intervals, so that at
 # least one scheduled freshness check sees the feed as stale.
 _STALL = (FRESHNESS_MAX_AGE + 2 * CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
 _MIN_INCIDENT = 6.0  # longer than one check interval: some check always lands inside
-MIN_DURATION = 60.0
-"""The shortest ``--duration`` (seconds) that shows every incident."""
+# One bad row fails validity, but a shift is seen only once shifted rows fill about
+# half of the drift window, and a check must land after that.
+_MIN_SHIFT = (DRIFT_CURRENT_WINDOW / 2 + CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
+_LEAD = 1.0  # healthy seconds before the first incident
+_MIN_RETYPE = 3 * CHECK_INTERVAL.total_seconds()  # a retype is seen only while it lasts
+MIN_DURATION = _LEAD + 2 * _MIN_INCIDENT + _MIN_SHIFT + _STALL
+"""The shortest ``--duration`` (seconds) that shows every incident (60)."""
 
 
 class IncidentKind(enum.StrEnum):
@@ -67,6 +85,7 @@ class IncidentKind(enum.StrEnum):
     OUT_OF_RANGE = "out_of_range"
     STALLED_FEED = "stalled_feed"
     COLUMN_RETYPED = "column_retyped"
+    DISTRIBUTION_SHIFT = "distribution_shift"
 
     @property
     def description(self) -> str:
@@ -82,6 +101,10 @@ _DESCRIPTIONS = {
         f"{FRESHNESS_MAX_AGE.total_seconds():g}s"
     ),
     IncidentKind.COLUMN_RETYPED: "column retyped: orders.status migrated to INTEGER codes",
+    IncidentKind.DISTRIBUTION_SHIFT: (
+        f"distribution shift: new orders' amounts x{SHIFT_FACTOR:g}, mostly "
+        f"{' or '.join(SHIFTED_STATUSES)} (every schema rule still passes)"
+    ),
 }
 
 
@@ -148,20 +171,25 @@ class Timeline:
                 f"--duration {MIN_DURATION:g} or more, or leave it out to run until Ctrl-C",
                 key="duration",
             )
-        # The stall goes last, where its length is free; the other three share the rest.
+        # The stall goes last, where its length is free. Before it, each in a slot of
+        # its minimum length plus a third of the spare time: the null burst, the
+        # shift, then out-of-range amounts (after the shift, so the drift they cause
+        # is not taken for the shift's). A retype needs no rows: it opens the stall.
         stall_start = duration - _STALL
-        lead = 1.0
-        slot = (stall_start - lead) / 3
-        length = min(slot, max(_MIN_INCIDENT, 0.6 * slot))
-        nulls, out_of_range, retype = (lead + i * slot for i in range(3))
-        # Bad rows stay in the checked window after a burst ends, but a retyped column
-        # is seen only while it lasts: give it a few checks, running into the stall.
-        retype_end = retype + max(length, 3 * CHECK_INTERVAL.total_seconds())
+        spare = (duration - MIN_DURATION) / 3
+        burst_slot, shift_slot = _MIN_INCIDENT + spare, _MIN_SHIFT + spare
+        burst = max(_MIN_INCIDENT, 0.6 * burst_slot)  # the rest of a slot is recovery
+        shift = max(_MIN_SHIFT, 0.6 * shift_slot)
+        nulls = _LEAD
+        shifted = nulls + burst_slot
+        out_of_range = shifted + shift_slot
+        retype_end = min(duration, stall_start + max(burst, _MIN_RETYPE))
         return cls.of(
             [
-                (nulls, nulls + length, IncidentKind.NULL_BURST.value),
-                (out_of_range, out_of_range + length, IncidentKind.OUT_OF_RANGE.value),
-                (retype, retype_end, IncidentKind.COLUMN_RETYPED.value),
+                (nulls, nulls + burst, IncidentKind.NULL_BURST.value),
+                (shifted, shifted + shift, IncidentKind.DISTRIBUTION_SHIFT.value),
+                (out_of_range, out_of_range + burst, IncidentKind.OUT_OF_RANGE.value),
+                (stall_start, retype_end, IncidentKind.COLUMN_RETYPED.value),
                 (stall_start, duration, IncidentKind.STALLED_FEED.value),
             ]
         )
@@ -175,15 +203,17 @@ class Timeline:
         return tuple(i for i in self.incidents if i.start <= offset < i.end)
 
 
-# The endless demo: each incident, then enough healthy time for checks to recover.
+# The endless demo: each incident, then enough healthy time for checks to recover
+# (shifted and out-of-range rows leave the 30s drift window 30s after they stop).
 _ENDLESS = Timeline.of(
     [
         (20, 50, IncidentKind.NULL_BURST.value),
-        (70, 100, IncidentKind.OUT_OF_RANGE.value),
-        (120, 150, IncidentKind.COLUMN_RETYPED.value),
-        (170, 170 + max(_STALL, 45), IncidentKind.STALLED_FEED.value),
+        (70, 100, IncidentKind.DISTRIBUTION_SHIFT.value),
+        (130, 160, IncidentKind.OUT_OF_RANGE.value),
+        (190, 220, IncidentKind.COLUMN_RETYPED.value),
+        (240, 240 + max(_STALL, 45), IncidentKind.STALLED_FEED.value),
     ],
-    period=240,
+    period=310,
 )
 
 
@@ -334,9 +364,12 @@ class IncidentGenerator:
         for i in range(self._rng.randint(1, 4)):
             customer_id, email = self._rng.choice(self._emails)
             amount = order_amount(self._rng)
+            status = order_status(self._rng)
+            if IncidentKind.DISTRIBUTION_SHIFT in active:
+                amount = min(round(amount * SHIFT_FACTOR, 2), _MAX_AMOUNT)
+                status = self._rng.choices(STATUSES, weights=_SHIFTED_WEIGHTS)[0]
             if IncidentKind.OUT_OF_RANGE in active:
                 amount = -amount if i % 2 == 0 else round(amount * 1000 + 10_000, 2)
-            status = self._rng.choice(STATUSES)
             rows.append(
                 {
                     "order_id": self._next_id + i,

@@ -1,7 +1,8 @@
 """The demo's terminal view: a fixed-width table of the latest result of every check.
 
 A pure function of the results and the clock, so the CLI can redraw it every
-second and tests can read it as text.
+second and tests can read it as text. A drift row shows its method and score
+(``psi 0.41``) and p-value rather than its raw measurements.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from osemn._drift_config import DRIFT_SHARE
 from osemn.results import CheckKind, CheckResult, Measurement, Status
 
 __all__ = ["render_status"]
@@ -25,7 +27,13 @@ _KIND_ORDER = {
     CheckKind.VOLUME: 1,
     CheckKind.SCHEMA_CHANGE: 2,
     CheckKind.SCHEMA: 3,
+    CheckKind.DRIFT: 4,
 }
+# The status column is six wide; "insufficient_data" says the same in six letters.
+_LABEL = {Status.INSUFFICIENT_DATA: "INSUFF"}
+_WORD = {Status.INSUFFICIENT_DATA: "insufficient"}  # in the header, which must fit 80 columns
+# Drift methods as the table names them; Jensen-Shannon's full name would crowd out the score.
+_METHOD = {"jensen_shannon": "js"}
 _GAP = "  "
 # Fixed columns: status, rows, failed, age; the flexible ones share what is left.
 _STATUS_W, _ROWS_W, _FAILED_W, _AGE_W = 6, 6, 6, 5
@@ -49,13 +57,20 @@ def render_status(
         color: mark statuses and the incident with ANSI colours.
     """
     counts = {s: sum(r.status is s for r in results) for s in Status}
-    summary = ", ".join(f"{counts[s]} {s.value}" for s in Status)
+    summary = ", ".join(
+        f"{counts[s]} {_WORD.get(s, s.value)}"
+        for s in Status
+        if counts[s] or s is not Status.INSUFFICIENT_DATA
+    )
     clock = _utc(now).strftime("%H:%M:%S UTC")
     lines = [_fit(f"osemn demo · {clock} · {len(results)} checks: {summary}", width)]
     what = _fit(f"incident: {incident or 'none, all feeds healthy'}", width)
     lines.append(f"{_BOLD}{what}{_RESET}" if color and incident else what)
 
-    ordered = sorted(results, key=lambda r: (r.dataset, _KIND_ORDER.get(r.kind, 9), r.check))
+    ordered = sorted(
+        results,
+        key=lambda r: (r.dataset, _KIND_ORDER.get(r.kind, 9), r.check == DRIFT_SHARE, r.check),
+    )
     dataset_w = min(max([len("DATASET"), *(len(r.dataset) for r in results)]), 24)
     fixed = dataset_w + _STATUS_W + _ROWS_W + _FAILED_W + _AGE_W + 6 * len(_GAP)
     flexible = max(width - fixed, 24)
@@ -86,7 +101,7 @@ def render_status(
                 (
                     r.dataset,
                     r.check,
-                    r.status.name,
+                    _LABEL.get(r.status, r.status.name),
                     _count(r.rows),
                     _count(r.failed_rows),
                     _value(r),
@@ -118,9 +133,31 @@ def _count(value: int | None) -> str:
 def _value(result: CheckResult) -> str:
     if result.status is Status.ERROR and result.error:
         return result.error
+    if result.status is Status.INSUFFICIENT_DATA:
+        return "insufficient data"
+    if result.kind is CheckKind.DRIFT:
+        return _drift(result)
     # Unix timestamps mean nothing at a glance; the ages derived from them do.
     shown = (m for m in result.measurements if not m.name.endswith("_timestamp_seconds"))
     return ", ".join(_measurement(m) for m in shown)
+
+
+def _drift(result: CheckResult) -> str:
+    """``psi 0.41 p=3e-05`` plus any side signal, or the dataset's drifted share."""
+    share = result.measurement("drift_share")
+    if share is not None:
+        return f"drift share {share:.0%}"
+    found = {m.name: m for m in result.measurements}
+    shown = []
+    if "drift_score" in found:
+        score = found["drift_score"]
+        method = dict(score.labels).get("method", "score")
+        shown.append(f"{_METHOD.get(method, method)} {score.value:.3g}")
+    if "drift_pvalue" in found:
+        shown.append(f"p={found['drift_pvalue'].value:.2g}")
+    signals = (result.details or {}).get("signals", ())
+    parts = [" ".join(shown), *(str(s) for s in signals if s != "distribution")]
+    return ", ".join(part for part in parts if part)
 
 
 def _measurement(m: Measurement) -> str:

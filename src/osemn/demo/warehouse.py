@@ -27,6 +27,8 @@ __all__ = [
     "CHECK_INTERVAL",
     "COUNTRIES",
     "DEMO_SCHEMA_DIR",
+    "DRIFT_CURRENT_WINDOW",
+    "DRIFT_MIN_ROWS",
     "FRESHNESS_MAX_AGE",
     "STATUSES",
     "VOLUME_MIN_ROWS",
@@ -35,6 +37,7 @@ __all__ = [
     "demo_config_text",
     "demo_tables",
     "order_amount",
+    "order_status",
     "utc_naive",
 ]
 
@@ -42,9 +45,22 @@ DEMO_SCHEMA_DIR = Path(__file__).resolve().parent
 """Where ``orders.yaml`` and ``customers.yaml`` (pandera schemas) ship."""
 
 CHECK_INTERVAL = timedelta(seconds=5)
-FRESHNESS_MAX_AGE = timedelta(seconds=30)
+# The feed writes every second, so 15s is a stall and not jitter; a short max_age
+# keeps the stall (and so the one-minute demo) short.
+FRESHNESS_MAX_AGE = timedelta(seconds=15)
 VOLUME_WINDOW = timedelta(minutes=1)
 VOLUME_MIN_ROWS = 20
+# Drift compares the last 30s (about 75 orders at the live rate) with 12 to 24
+# hours ago (about 1,500 seeded orders). That reference stays inside the seeded
+# history for half a day, so live incidents never leak into it. min_rows 50 is
+# met while the feed runs and missed soon after it stalls; on fewer rows a test
+# sees only very large changes.
+DRIFT_CURRENT_WINDOW = timedelta(seconds=30)
+DRIFT_MIN_ROWS = 50
+_DRIFT_REFERENCE = {"window": "12h", "offset": "12h"}
+# At the live rate a per-run false alarm of the 5% default would show every few
+# minutes; 1% keeps them rare and still flags the demo's shift within ~15s.
+_DRIFT_FDR = 0.01
 
 STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
 COUNTRIES = ("US", "DE", "FR", "GB", "NL", "ES", "JP", "BR", "IN", "CA")
@@ -178,7 +194,7 @@ def _order_rows(
                 "order_id": order_id,
                 "customer_id": customer["customer_id"],
                 "amount": order_amount(rng),
-                "status": rng.choices(STATUSES, weights=_STATUS_WEIGHTS)[0],
+                "status": order_status(rng),
                 "email": customer["email"],
                 "created_at": now - timedelta(seconds=age),
             }
@@ -189,6 +205,15 @@ def _order_rows(
 def order_amount(rng: random.Random) -> float:
     """A plausible basket value: log-normal around 60, always within the schema's range."""
     return round(min(max(rng.lognormvariate(4.1, 0.8), 1.0), 5000.0), 2)
+
+
+def order_status(rng: random.Random) -> str:
+    """A status in the healthy mix (mostly paid, shipped or delivered).
+
+    The seeded history and the live feed both draw from it, so drift compares
+    like with like until an incident says otherwise.
+    """
+    return rng.choices(STATUSES, weights=_STATUS_WEIGHTS)[0]
 
 
 def demo_config_text(warehouse_path: Path, state_url: str, listen: str, schema_dir: Path) -> str:
@@ -222,6 +247,13 @@ def demo_config_text(warehouse_path: Path, state_url: str, listen: str, schema_d
                 # Short lateness: a burst of bad rows leaves the checked window soon
                 # after it ends, so the demo shows recovery as well as the incident.
                 "lateness": "10s",
+                "drift": {
+                    "columns": ["amount", "status"],
+                    "reference": _DRIFT_REFERENCE,
+                    "current": {"window": format_duration(DRIFT_CURRENT_WINDOW)},
+                    "min_rows": DRIFT_MIN_ROWS,
+                    "fdr": _DRIFT_FDR,
+                },
             },
             "customers": {
                 "source": "warehouse",
