@@ -16,9 +16,13 @@ import sqlalchemy as sa
 import yaml
 from pandera.errors import SchemaErrors
 
+from osemn.agent.agent import Agent
+from osemn.checks.drift import drift_windows
 from osemn.config import parse_config
 from osemn.demo.incidents import (
     MIN_DURATION,
+    SHIFT_FACTOR,
+    SHIFTED_STATUSES,
     STATUS_CODES,
     IncidentGenerator,
     IncidentKind,
@@ -26,13 +30,17 @@ from osemn.demo.incidents import (
 )
 from osemn.demo.status import render_status
 from osemn.demo.warehouse import (
+    CHECK_INTERVAL,
     DEMO_SCHEMA_DIR,
+    DRIFT_CURRENT_WINDOW,
+    DRIFT_MIN_ROWS,
     FRESHNESS_MAX_AGE,
     STATUSES,
     VOLUME_MIN_ROWS,
     create_demo_warehouse,
     demo_config_text,
     demo_tables,
+    utc_naive,
 )
 from osemn.errors import ConfigError
 from osemn.results import CheckKind, CheckResult, Measurement, Status
@@ -58,11 +66,19 @@ def clock() -> SteppedClock:
     return SteppedClock(START)
 
 
+WAREHOUSE = Path("demo") / "warehouse.duckdb"
+
+
 @pytest.fixture
 def engine(tmp_path: Path, clock: SteppedClock) -> Iterator[sa.Engine]:
-    engine = create_demo_warehouse(tmp_path / "demo" / "warehouse.duckdb", clock=clock)
+    engine = create_demo_warehouse(tmp_path / WAREHOUSE, clock=clock)
     yield engine
     engine.dispose()
+
+
+def _demo_config_text(tmp_path: Path) -> str:
+    state = "sqlite:///" + str(tmp_path / "state.db")
+    return demo_config_text(tmp_path / WAREHOUSE, state, "127.0.0.1:0", DEMO_SCHEMA_DIR)
 
 
 CUSTOMERS, ORDERS = demo_tables()
@@ -183,12 +199,7 @@ def test_schema_yamls_are_pandera_schemas_with_the_demo_rules() -> None:
 
 
 def test_demo_config_parses_and_points_at_the_demo(tmp_path: Path) -> None:
-    text = demo_config_text(
-        tmp_path / "wh.duckdb",
-        "sqlite:///" + str(tmp_path / "state.db"),
-        "127.0.0.1:0",
-        DEMO_SCHEMA_DIR,
-    )
+    text = _demo_config_text(tmp_path)
     config = parse_config(text, path=str(tmp_path / "osemn.yaml"), env={})
     assert set(config.datasets) == {"orders", "customers", "orders_enriched"}
     orders = config.datasets["orders"]
@@ -198,13 +209,37 @@ def test_demo_config_parses_and_points_at_the_demo(tmp_path: Path) -> None:
     assert orders.volume is not None and orders.volume.window == timedelta(minutes=1)
     assert orders.volume.min_rows == VOLUME_MIN_ROWS
     assert orders.failures.sample == 3 and orders.failures.mask == ("email",)
+    assert orders.drift is not None and orders.drift.columns == ("amount", "status")
+    assert orders.drift.current.window == DRIFT_CURRENT_WINDOW
+    assert orders.drift.min_rows == DRIFT_MIN_ROWS
+    assert orders.drift.reference.window is not None  # rolling, not a fixed range
     assert config.datasets["orders_enriched"].table == "main.orders_enriched"
     for ds in config.datasets.values():
         if ds.schema_ref is not None:
             pa.DataFrameSchema.from_yaml(ds.schema_ref)
-    assert config.sources["warehouse"].url == f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert config.sources["warehouse"].url == f"duckdb:///{tmp_path / WAREHOUSE}"
     assert config.agent.port == 0
     assert yaml.safe_load(text)["version"] == 1
+
+
+def test_seeded_history_fills_the_drift_windows_for_half_a_day(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """The reference lies in the seeded history (no live incident leaks into it) and is big."""
+    config = parse_config(_demo_config_text(tmp_path), path=str(tmp_path / "o.yaml"), env={})
+    drift = config.datasets["orders"].drift
+    assert drift is not None
+    ts = ORDERS.c.created_at
+    for hours in (0, 11):
+        windows = drift_windows(drift, START + timedelta(hours=hours))
+        ((start, end),) = windows.reference
+        assert end <= START - timedelta(minutes=2)  # before the warm minutes and the live feed
+        in_reference = _count(engine, ts >= utc_naive(start), ts < utc_naive(end))
+        assert in_reference >= 20 * DRIFT_MIN_ROWS, (hours, in_reference)
+    current = drift_windows(drift, START).current
+    assert _count(engine, ts >= utc_naive(current[0]), ts < utc_naive(current[1])) > (
+        DRIFT_MIN_ROWS
+    )  # the warm minutes fill the first current window
 
 
 # --- incident generator --------------------------------------------------------
@@ -268,6 +303,68 @@ def test_pandera_sees_the_incidents_the_generator_made(
         _schema("orders.yaml").validate(_frame(engine, ORDERS), lazy=True)
     failed = set(caught.value.failure_cases["column"])
     assert {"email", "amount"} <= failed
+
+
+def test_a_distribution_shift_moves_amounts_and_statuses_within_the_schema(
+    engine: sa.Engine, clock: SteppedClock
+) -> None:
+    generator = IncidentGenerator(
+        engine, clock=clock, timeline=Timeline.of([(5, 25, "distribution_shift")]), seed=5
+    )
+    for _ in range(30):
+        generator.step()
+        clock.advance(1)
+    amount, status = ORDERS.c.amount, ORDERS.c.status
+
+    def stats(*where: sa.ColumnElement[bool]) -> tuple[float, float]:
+        shifted = sa.func.count().filter(status.in_(SHIFTED_STATUSES))
+        query = sa.select(sa.func.avg(amount), shifted / sa.func.count()).where(*where)
+        with engine.connect() as conn:
+            mean, share = conn.execute(query).one()
+        return float(mean), float(share)
+
+    history_mean, history_share = stats(ORDERS.c.created_at < _at(0))
+    shift_mean, shift_share = stats(_between(5, 24.9))
+    live_mean, live_share = stats(sa.or_(_between(0, 4.9), _between(25, 30)))
+    assert 0.6 * SHIFT_FACTOR < shift_mean / history_mean < 1.5 * SHIFT_FACTOR
+    assert shift_share > 0.7 > 0.2 > history_share
+    # Outside the incident the live feed draws from the history's own mix.
+    assert 0.5 < live_mean / history_mean < 1.5 and live_share < 0.3
+    # Drift, not a schema failure: every row still passes every rule.
+    _schema("orders.yaml").validate(_frame(engine, ORDERS), lazy=True)
+
+
+def test_the_agent_sees_the_shift_as_drift_and_a_stall_as_insufficient_data(
+    tmp_path: Path, engine: sa.Engine, clock: SteppedClock
+) -> None:
+    """The demo's own config on its warehouse: drift passes, fails in the shift, then no data."""
+    config = parse_config(_demo_config_text(tmp_path), path=str(tmp_path / "o.yaml"), env={})
+    agent = Agent(config, clock=clock, engines={"warehouse": engine})
+    agent.open()
+    timeline = Timeline.of([(10, 30, "distribution_shift"), (30, 80, "stalled_feed")])
+    generator = IncidentGenerator(engine, clock=clock, timeline=timeline, seed=2)
+    seen: dict[int, dict[str, CheckResult]] = {}
+    try:
+        for tick in range(51):
+            generator.step()
+            if tick in (8, 28, 50):  # before, 18s into the shift, 20s into the stall
+                seen[tick] = {r.check: r for r in agent.run_once(["orders"])}
+            clock.advance(1)
+        table = render_status(agent.latest(), now=clock(), incident=None, width=100)
+    finally:
+        agent.close()
+    drift = ("amount:drift", "status:drift", "drift_share")
+    assert [seen[8][c].status for c in drift] == [Status.PASS] * 3
+    assert [seen[28][c].status for c in drift] == [Status.FAIL] * 3
+    assert seen[28]["validity"].status is Status.PASS  # no schema rule sees a shift
+    assert [seen[50][c].status for c in drift] == [Status.INSUFFICIENT_DATA] * 3
+    assert "min_rows=50" in (seen[50]["amount:drift"].note or "")
+    amount = seen[28]["amount:drift"]
+    assert amount.details is not None and amount.details["method"] == "psi"
+    assert sum(amount.details["current"]["counts"]) == amount.rows
+    lines = {tuple(line.split()[:3]): line for line in table.splitlines()[3:]}
+    assert "insufficient data" in lines[("orders", "amount:drift", "INSUFF")]
+    assert "3 insufficient" in table.splitlines()[0]
 
 
 def test_generator_leaves_a_retyped_column_restored_when_stopped(
@@ -346,10 +443,26 @@ def test_a_one_minute_demo_shows_every_incident_long_enough() -> None:
     retype = next(i for i in timeline.incidents if i.kind is IncidentKind.COLUMN_RETYPED)
     assert retype.end - retype.start >= 15
 
+    # Shifted rows must fill half the drift window, and a check must see them, before
+    # out-of-range amounts (drift of their own) arrive.
+    shift = next(i for i in timeline.incidents if i.kind is IncidentKind.DISTRIBUTION_SHIFT)
+    oor = next(i for i in timeline.incidents if i.kind is IncidentKind.OUT_OF_RANGE)
+    half = DRIFT_CURRENT_WINDOW.total_seconds() / 2
+    assert shift.end - shift.start > half + CHECK_INTERVAL.total_seconds()
+    assert shift.end <= oor.start
+
     endless = Timeline.for_duration(None)
     assert endless.period is not None
     assert {i.kind for i in endless.incidents} == set(IncidentKind)
     assert Timeline.for_duration(3600) == endless  # long demos cycle too
+    # In the cycle, rows that move a distribution leave the drift window before the next.
+    movers = sorted(
+        i
+        for i in endless.incidents
+        if i.kind in (IncidentKind.DISTRIBUTION_SHIFT, IncidentKind.OUT_OF_RANGE)
+    )
+    gap = movers[1].start - movers[0].end
+    assert gap >= DRIFT_CURRENT_WINDOW.total_seconds()
 
 
 def test_bad_timelines_are_config_errors() -> None:
@@ -455,3 +568,77 @@ def test_status_when_healthy_empty_and_coloured() -> None:
     assert "\x1b[31;1mFAIL" in coloured and "\x1b[32mPASS" in coloured
     assert "\x1b[33;1mERROR" in coloured and "\x1b[1mincident: stalled feed" in coloured
     assert "\x1b[" not in render_status(RESULTS, now=START, incident="stalled feed")
+
+
+def _drift_result(column: str, status: Status, **kw: Any) -> CheckResult:
+    return _result("orders", CheckKind.DRIFT, f"{column}:drift", status, **kw)
+
+
+def _drift_measurements(column: str, method: str, score: float, p: float) -> Any:
+    labels = (("column", column), ("method", method))
+    return (
+        Measurement(name="drift_score", value=score, labels=labels),
+        Measurement(name="drift_pvalue", value=p, labels=labels),
+        Measurement(name="drift_detected", value=1.0, labels=labels),
+    )
+
+
+DRIFT_RESULTS = [
+    _result(
+        "orders",
+        CheckKind.DRIFT,
+        "drift_share",
+        Status.FAIL,
+        rows=2,
+        failed_rows=2,
+        measurements=(Measurement(name="drift_share", value=1.0),),
+    ),
+    _drift_result(
+        "status",
+        Status.FAIL,
+        rows=75,
+        measurements=_drift_measurements("status", "jensen_shannon", 0.245, 7.2e-7),
+        details={"signals": ["distribution", "new_categories"]},
+    ),
+    _drift_result(
+        "amount",
+        Status.FAIL,
+        rows=76,
+        measurements=_drift_measurements("amount", "psi", 0.4123, 3.1e-5),
+        details={"signals": ["distribution"]},
+    ),
+    _drift_result(
+        "email",
+        Status.INSUFFICIENT_DATA,
+        rows=32,
+        note="reference has 1432 non-null rows and current 32; at least min_rows=50 are needed",
+    ),
+    RESULTS[0],
+]
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_status_shows_drift_scores_and_insufficient_data(width: int) -> None:
+    text = render_status(DRIFT_RESULTS, now=START, incident=None, width=width)
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    assert "5 checks: 0 pass, 4 fail, 0 error, 1 insufficient" in lines[0]
+    # schema rows first, then drift by column, the dataset's share last
+    assert [line.split()[1] for line in lines[3:]] == [
+        "email:not_null",
+        "amount:drift",
+        "email:drift",
+        "status:drift",
+        "drift_share",
+    ]
+    rows = {line.split()[1]: line for line in lines[3:]}
+    assert rows["amount:drift"].split()[2:4] == ["FAIL", "76"]
+    assert "psi 0.412 p=3.1e-05" in rows["amount:drift"]
+    assert "js 0.245 p=7.2e-07" in rows["status:drift"]
+    assert rows["email:drift"].split()[2:4] == ["INSUFF", "32"]
+    assert "insufficient data" in rows["email:drift"]
+    assert "drift share 100%" in rows["drift_share"]
+    if width >= 100:
+        assert "new_cat" in rows["status:drift"]
+    coloured = render_status(DRIFT_RESULTS, now=START, incident=None, width=width, color=True)
+    assert "\x1b[2mINSUFF" in coloured
