@@ -275,3 +275,33 @@ def test_drift_metrics_and_json(duckdb_warehouse: Warehouse, tmp_path: Path) -> 
         amount["details"]["current"]["counts"]
     )
     assert doc["summary"]["fail"] >= 1
+
+
+def test_a_retyped_column_gets_a_new_reference(duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+    """status turns numeric: its categorical profile is not reused; amount is untouched."""
+    wh = duckdb_warehouse
+    load_events(
+        wh,
+        rows=6_000,
+        start=NOW - timedelta(days=1, hours=1),
+        end=NOW - timedelta(hours=1),
+        seed=21,
+    )
+    load_events(wh, rows=2_000, start=NOW - timedelta(hours=1), end=NOW, seed=22)
+    clock = FrozenClock(NOW)
+    agent = make_agent(config_for(tmp_path, wh, DRIFT), clock, wh=wh)
+    before = by_check(agent.run_once())
+    assert before["status:drift"].details and before["status:drift"].details["method"] != "psi"
+    with wh.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE events ALTER COLUMN status SET DATA TYPE INTEGER "
+                "USING CASE status WHEN 'paid' THEN 1 ELSE 0 END"
+            )
+        )
+    clock.advance(timedelta(minutes=1))
+    after = by_check(agent.run_once())
+    agent.close()
+    assert after["amount:drift"].status is Status.PASS
+    assert after["status:drift"].status is Status.PASS, after["status:drift"]
+    assert after["status:drift"].details and after["status:drift"].details["method"] == "psi"

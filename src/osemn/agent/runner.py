@@ -46,7 +46,7 @@ __all__ = ["DatasetRunner"]
 
 log = logging.getLogger(__name__)
 
-_PLANNED = (CheckKind.FRESHNESS, CheckKind.VOLUME)
+_PLANNED = (CheckKind.FRESHNESS, CheckKind.VOLUME, CheckKind.DRIFT)
 
 
 class DatasetRunner:

@@ -64,10 +64,15 @@ class DriftWindows:
     reference: tuple[tuple[datetime, datetime], ...]
     current: tuple[datetime, datetime]
 
-    def key(self, config: DriftConfig, column: str) -> str:
-        """What a stored reference profile must match to be reused."""
+    def key(self, config: DriftConfig, column: str, kind: str) -> str:
+        """What a stored reference profile must match to be reused.
+
+        ``kind`` (numeric or categorical) is part of it: a column retyped since
+        the profile was built gets a new one instead of a profile of the wrong kind.
+        """
         doc = {
             "column": column,
+            "kind": kind,
             "windows": [[s.isoformat(), e.isoformat()] for s, e in self.reference],
             "bins": config.bins,
             "top_k": config.top_k,
@@ -272,13 +277,17 @@ def _reference_profiles(
     missing_numeric: list[str] = []
     missing_categorical: list[str] = []
     for column in [*numeric, *categorical]:
-        stored = state.get_profile(dataset, column, windows.key(config, column))
+        kind = "numeric" if column in numeric else "categorical"
+        stored = state.get_profile(dataset, column, windows.key(config, column, kind))
+        try:
+            if stored is not None and column in numeric:
+                profiles.reference[column] = NumericProfile.from_json(stored)
+            elif stored is not None:
+                profiles.reference[column] = CategoricalProfile.from_json(stored)
+        except (CheckError, KeyError, TypeError, ValueError):
+            stored = None  # unreadable (written by another version): build it again
         if stored is None:
             (missing_numeric if column in numeric else missing_categorical).append(column)
-        elif column in numeric:
-            profiles.reference[column] = NumericProfile.from_json(stored)
-        else:
-            profiles.reference[column] = CategoricalProfile.from_json(stored)
     cuts: dict[str, tuple[float, ...]] = {}
     for column in missing_numeric:
         try:
@@ -309,7 +318,8 @@ def _reference_profiles(
     )
     profiles.errors.update(errs)
     for column, profile in {**built, **more}.items():
-        state.put_profile(dataset, column, windows.key(config, column), profile.to_json())
+        kind = "numeric" if isinstance(profile, NumericProfile) else "categorical"
+        state.put_profile(dataset, column, windows.key(config, column, kind), profile.to_json())
         profiles.reference[column] = profile
 
 

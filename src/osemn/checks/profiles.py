@@ -14,16 +14,18 @@ Binning rule (shared by SQL and :func:`profile_from_values`): with cuts
 (heavy ties, constant columns) are merged, so a profile may have fewer bins
 than asked for; a constant column has one cut (its value) and two bins.
 
-Statements per window: numeric profiles of any number of columns take one;
-categorical profiles take one for the columns whose categories are given
-(the current window) plus one ``UNION ALL`` of per-column top-K queries for
-the columns whose categories are to be found (the reference). Reference
-cuts take one statement per column.
+Statements: a current window takes one for all its columns
+(:func:`window_profiles`: the reference's cuts and categories say what to
+count). A reference takes one per numeric column for its cuts, one for the
+numeric profiles, and for categorical columns one ``UNION ALL`` of per-column
+top-K queries plus one for their counts.
 
 The SQL functions take ``dialect=`` (``Warehouse.dialect_name``) because an
-``execute`` callable does not say which engine it talks to: PostgreSQL and
-DuckDB get percentile functions, ``FILTER`` and ``var_samp``; SQLite, MariaDB
-and other engines a portable form (NTILE cuts, ``SUM(CASE ...)``, shifted sums).
+``execute`` callable does not say which engine it talks to: PostgreSQL gets
+``percentile_cont``, ``FILTER`` and ``var_samp``; DuckDB ``quantile_cont``,
+``var_samp`` and ``SUM(CASE ...)`` (its ``FILTER`` is far slower); SQLite,
+MariaDB and other engines a portable form (NTILE cuts, ``SUM(CASE ...)``,
+shifted sums).
 """
 
 from __future__ import annotations
