@@ -381,7 +381,13 @@ def _numeric_part(
         else:
             shift = sa.literal(cuts[len(cuts) // 2] if cuts else 0.0, sa.Double)
             exprs += [sa.func.sum(double - shift), sa.func.sum((double - shift) * (double - shift))]
-        exprs += [_count_if(value <= sa.literal(c, sa.Double), dialect) for c in cuts]
+        if dialect == "duckdb" and cuts:
+            # One histogram(x, boundaries) aggregate bins exactly as the rule above,
+            # (c_{i-1}, c_i] with an overflow bin, instead of one SUM(CASE) per cut.
+            bounds = sa.bindparam(f"cuts_{name}", list(cuts), type_=sa.ARRAY(sa.Double))
+            exprs.append(sa.func.histogram(double, bounds))
+        else:
+            exprs += [_count_if(value <= sa.literal(c, sa.Double), dialect) for c in cuts]
 
     def parse(row: Sequence[Any], rows: int) -> dict[str, Any]:
         position = 0
@@ -400,12 +406,19 @@ def _numeric_part(
                 variance = None
                 if n > 1 and s1 is not None and s2 is not None:
                     variance = max(0.0, (s2 - s1 * s1 / n) / (n - 1))
-            cumulative = [_count(v) for v in row[position : position + len(cuts)]]
-            position += len(cuts)
-            edges = [0, *cumulative, n]
+            if dialect == "duckdb" and cuts:
+                found = row[position] or {}
+                position += 1
+                bins = [*cuts, math.inf]  # DuckDB keys the overflow bin by infinity
+                counts = tuple(_count(found.get(c, 0)) for c in bins)
+            else:
+                cumulative = [_count(v) for v in row[position : position + len(cuts)]]
+                position += len(cuts)
+                edges = [0, *cumulative, n]
+                counts = tuple(edges[i + 1] - edges[i] for i in range(len(cuts) + 1))
             profiles[name] = NumericProfile(
                 cuts=cuts,
-                counts=tuple(edges[i + 1] - edges[i] for i in range(len(cuts) + 1)),
+                counts=counts,
                 rows=rows,
                 nulls=rows - n,
                 minimum=_opt_float(low),
