@@ -143,7 +143,7 @@ class CategoricalProfile:
     other: int
     rows: int
     nulls: int
-    distinct: int
+    distinct: int | None  # None in a current window: a COUNT(DISTINCT) there costs a sort
 
     @property
     def non_null(self) -> int:
@@ -176,7 +176,7 @@ class CategoricalProfile:
             other=int(doc["other"]),
             rows=int(doc["rows"]),
             nulls=int(doc["nulls"]),
-            distinct=int(doc["distinct"]),
+            distinct=None if doc.get("distinct") is None else int(doc["distinct"]),
         )
 
 
@@ -432,22 +432,25 @@ def _numeric_part(
 
 
 def _categorical_part(
-    table: sa.Table, wanted: Mapping[str, Sequence[str]], dialect: str
+    table: sa.Table, wanted: Mapping[str, Sequence[str]], dialect: str, *, distinct: bool
 ) -> tuple[list[ColumnElement[Any]], _Parse]:
     """Aggregates of categorical columns (given categories) for one window, and their reader."""
     cols = {name: _column(table, name) for name in wanted}
     exprs: list[ColumnElement[Any]] = []
     for name, col in cols.items():
         text = _as_text(col)
-        exprs += [sa.func.count(col), sa.func.count(col.distinct())]
+        exprs.append(sa.func.count(col))
+        if distinct:
+            exprs.append(sa.func.count(col.distinct()))
         exprs += [_count_if(text == sa.literal(c, sa.String), dialect) for c in wanted[name]]
 
     def parse(row: Sequence[Any], rows: int) -> dict[str, Any]:
         position = 0
         profiles: dict[str, Any] = {}
         for name in cols:
-            n, distinct = _count(row[position]), _count(row[position + 1])
-            position += 2
+            n = _count(row[position])
+            different = _count(row[position + 1]) if distinct else None
+            position += 2 if distinct else 1
             counts = tuple(_count(v) for v in row[position : position + len(wanted[name])])
             position += len(wanted[name])
             profiles[name] = CategoricalProfile(
@@ -456,7 +459,7 @@ def _categorical_part(
                 other=n - sum(counts),
                 rows=rows,
                 nulls=rows - n,
-                distinct=distinct,
+                distinct=different,
             )
         return profiles
 
@@ -528,7 +531,7 @@ def window_profiles(
     if numeric:
         parts.append(_numeric_part(table, numeric, dialect))
     if categorical:
-        parts.append(_categorical_part(table, categorical, dialect))
+        parts.append(_categorical_part(table, categorical, dialect, distinct=False))
     if not parts:
         return {}, {}
     found = _one_statement(execute, table, parts, where)
@@ -566,7 +569,8 @@ def categorical_profiles(
         name: tuple(found.get(name, ())) if cats is None else tuple(cats)
         for name, cats in columns.items()
     }
-    (profiles,) = _one_statement(execute, table, [_categorical_part(table, wanted, dialect)], where)
+    part = _categorical_part(table, wanted, dialect, distinct=True)
+    (profiles,) = _one_statement(execute, table, [part], where)
     return profiles
 
 
