@@ -44,6 +44,7 @@ from osemn.checks.dtypes import Kind, warehouse_kind
 from osemn.errors import CheckError
 
 __all__ = [
+    "CUTS_SAMPLE_ROWS",
     "CategoricalProfile",
     "Execute",
     "NumericProfile",
@@ -62,6 +63,8 @@ Execute = Callable[[sa.Executable], Sequence[sa.Row[Any]]]
 
 _NUMERIC_KINDS = frozenset({Kind.INTEGER, Kind.FLOAT, Kind.DECIMAL})
 # Dialects with COUNT(*) FILTER (WHERE ...), cheaper than SUM(CASE ...).
+# Most values an in-process (DuckDB) reference quantile is computed from.
+CUTS_SAMPLE_ROWS = 1_000_000
 # COUNT(*) FILTER (WHERE ...) is PostgreSQL's fastest conditional count; DuckDB runs
 # SUM(CASE ...) about 8x faster than its FILTER (measured in bench/drift.py).
 _FILTER_DIALECTS = frozenset({"postgresql"})
@@ -331,12 +334,22 @@ def numeric_cuts(
     conditions = _filtered(col, where)
     if dialect in ("postgresql", "duckdb"):
         array = sa.bindparam("quantiles", probs, type_=sa.ARRAY(sa.Double))
-        quantiles: ColumnElement[Any]
         if dialect == "postgresql":
             quantiles = sa.func.percentile_cont(array).within_group(value)
+            stmt = sa.select(quantiles).select_from(table).where(*conditions)
         else:
-            quantiles = sa.func.quantile_cont(value, array)
-        rows = execute(sa.select(quantiles).select_from(table).where(*conditions))
+            # DuckDB's exact quantile holds every value in the agent's own memory;
+            # past CUTS_SAMPLE_ROWS the cuts come from a uniform reservoir sample
+            # (they are only bin edges: the histograms on them stay exact).
+            inner = sa.select(value.label("v")).select_from(table).where(*conditions)
+            sampled = sa.tablesample(
+                inner.subquery("s"),
+                sa.func.reservoir(sa.literal(CUTS_SAMPLE_ROWS, literal_execute=True)),
+                name="sampled",
+                seed=sa.literal(1, literal_execute=True),
+            )
+            stmt = sa.select(sa.func.quantile_cont(sampled.c.v, array)).select_from(sampled)
+        rows = execute(stmt)
         found = rows[0][0] if rows else None
         return _dedup(found or ())
     tiled = (

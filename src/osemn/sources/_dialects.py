@@ -74,7 +74,7 @@ def tag_statements(engine: sa.Engine) -> None:
         event.listen(engine, "before_cursor_execute", _tag_cursor_execute, retval=True)
 
 
-DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_MEMORY_LIMIT = "64MB"
 
 
 def connect_args(url: sa.URL) -> dict[str, Any]:
