@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from fused_scan import PG_URL, Db, run_osemn, run_process, timed
+from fused_scan import write_config as write_osemn_config
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,30 +167,15 @@ def prepare_table(db: Db, name: str, n: int) -> None:
 
 def write_config(db: Db, workdir: Path, stem: str, table: str) -> Path:
     """An osemn.yaml with one dataset whose only check is drift, and its own state file."""
-    state = workdir / f"{stem}-state.db"
-    state.unlink(missing_ok=True)
-    path = workdir / f"{stem}.yaml"
-    path.write_text(
-        f"""version: 1
-agent:
-  state: sqlite:///{state}
-  listen: 127.0.0.1:0
-sources:
-  wh:
-    url: {db.url}
-    statement_timeout: 10m
-datasets:
-  {DATASET}:
-    source: wh
-    table: {db.table(table)}
-    timestamp: ts
-    drift:
-      columns: [{", ".join((*NUMERIC, *CATEGORICAL))}]
-      reference: {{window: 1d, offset: 1h}}
-      current: {{window: 1h}}
-"""
+    columns = ", ".join((*NUMERIC, *CATEGORICAL))
+    checks = (
+        "    timestamp: ts\n"
+        "    drift:\n"
+        f"      columns: [{columns}]\n"
+        "      reference: {window: 1d, offset: 1h}\n"
+        "      current: {window: 1h}\n"
     )
-    return path
+    return write_osemn_config(db, workdir, stem, table, checks=checks, dataset=DATASET)
 
 
 def state_file(config: Path) -> Path:

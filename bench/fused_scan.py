@@ -209,8 +209,21 @@ def write_schema(workdir: Path) -> Path:
 TIMED_DUCKDB_MEMORY = "?memory_limit=4GB"
 
 
-def write_config(db: Db, workdir: Path, stem: str, table: str, *, url_suffix: str = "") -> Path:
-    """An osemn.yaml named ``stem`` with one dataset on ``table`` and its own state file."""
+def write_config(
+    db: Db,
+    workdir: Path,
+    stem: str,
+    table: str,
+    *,
+    url_suffix: str = "",
+    checks: str = "    timestamp: created_at\n    schema: orders.yaml\n"
+    "    failures: {sample: 5, mask: [email]}\n",
+    dataset: str = "orders",
+) -> Path:
+    """An osemn.yaml named ``stem`` with one dataset on ``table`` and its own state file.
+
+    ``checks`` is the YAML of the dataset's checks, indented by four spaces.
+    """
     state = workdir / f"{stem}-state.db"
     state.unlink(missing_ok=True)
     path = workdir / f"{stem}.yaml"
@@ -224,13 +237,10 @@ sources:
     url: {db.url}{url_suffix}
     statement_timeout: 10m
 datasets:
-  orders:
+  {dataset}:
     source: wh
     table: {db.table(table)}
-    timestamp: created_at
-    schema: orders.yaml
-    failures: {{sample: 5, mask: [email]}}
-"""
+{checks}"""
     )
     return path
 
