@@ -24,7 +24,6 @@ from osemn._version import __version__
 from osemn.agent.runner import DatasetRunner
 from osemn.agent.scheduler import Scheduler
 from osemn.agent.state import StateStore
-from osemn.checks.schema import load_schema
 from osemn.config import Config, Schedule
 from osemn.errors import ConfigError, OsemnError, StateError
 from osemn.exporters.metrics import MetricsCollector
@@ -97,6 +96,8 @@ class Agent:
         for name, ds in self.config.datasets.items():
             schema = None
             if ds.schema_ref is not None:
+                from osemn.checks.schema import load_schema  # pandera loads only if asked
+
                 try:
                     schema = load_schema(ds.schema_ref, base_dir=self.config.base_dir)
                 except ConfigError as exc:

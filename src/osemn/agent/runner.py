@@ -31,7 +31,6 @@ from osemn.agent.schema_results import (
 from osemn.agent.state import StateStore
 from osemn.checks._time import as_utc, bind_time
 from osemn.checks.base import CompiledSchema
-from osemn.checks.compile import compile_schema
 from osemn.checks.freshness import freshness_name, freshness_result
 from osemn.checks.fused import Aggregate, ScanOutcome, count_failing, fused_scan
 from osemn.checks.schema_change import SCHEMA_CHANGE, column_types, schema_change_result
@@ -130,6 +129,8 @@ class DatasetRunner:
                 f"incremental on {cfg.timestamp} (lateness {format_duration(cfg.lateness)})"
             )
         if self.schema is not None:
+            from osemn.checks.compile import compile_schema
+
             compiled = compile_schema(
                 self.schema, info.table, dialect=self.warehouse.engine.dialect
             )
@@ -249,6 +250,8 @@ class DatasetRunner:
         """The schema for this table, less the not-null rules the catalog proves."""
         if self.schema is None:
             return None, {}
+        from osemn.checks.compile import compile_schema  # pandas loads only with a schema
+
         compiled = compile_schema(self.schema, info.table, dialect=self.warehouse.engine.dialect)
         proven = not_null_proofs(compiled, info)
         rules = tuple(r for r in compiled.row_rules if r.name not in proven)

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.dtypes as pdt
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
 from sqlalchemy.types import TypeEngine
+
+if TYPE_CHECKING:
+    import pandera.dtypes as pdt
 
 __all__ = ["Kind", "accepts", "pandera_kind", "warehouse_kind", "warehouse_type_name"]
 
@@ -99,6 +101,8 @@ def warehouse_kind(type_: TypeEngine[Any]) -> Kind:
 
 def pandera_kind(dtype: pdt.DataType) -> Kind:
     """The logical kind of a pandera dtype (``int64``, ``Int32``, ``string[python]``...)."""
+    import pandera.dtypes as pdt  # pandas loads only where a pandera schema is used
+
     if pdt.is_bool(dtype):
         return Kind.BOOLEAN
     if pdt.is_int(dtype):
@@ -131,6 +135,8 @@ def accepts(dtype: pdt.DataType | None, type_: TypeEngine[Any], *, coerce: bool 
     """
     if dtype is None or str(dtype) == "object":
         return True
+    import pandera.dtypes as pdt
+
     have = warehouse_kind(type_)
     if pdt.is_category(dtype):
         return have in {Kind.STRING, Kind.INTEGER, Kind.BOOLEAN}
