@@ -14,7 +14,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from osemn._units import parse_duration, parse_ratio
 
 __all__ = [
-    "DRIFT_METHODS",
     "DRIFT_SHARE",
     "CurrentWindow",
     "DriftConfig",
@@ -26,7 +25,6 @@ __all__ = [
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 DriftMethod = Literal["psi", "jensen_shannon", "hellinger", "wasserstein", "chi2", "ks"]
-DRIFT_METHODS: tuple[str, ...] = ("psi", "jensen_shannon", "hellinger", "wasserstein", "chi2", "ks")
 
 
 DRIFT_SHARE = "drift_share"  # the dataset-level drift result's check name

@@ -37,9 +37,9 @@ from osemn.checks.schema_change import SCHEMA_CHANGE, column_types, schema_chang
 from osemn.checks.uniqueness import proven_by_constraint
 from osemn.checks.volume import volume_name, volume_result
 from osemn.config import DatasetConfig
-from osemn.errors import CheckError, OsemnError, SourceUnavailableError, UnknownColumnError
+from osemn.errors import CheckError, OsemnError, SourceUnavailableError
 from osemn.results import CheckKind, CheckResult
-from osemn.sources.warehouse import TableInfo, Warehouse
+from osemn.sources.warehouse import TableInfo, Warehouse, require_columns
 
 __all__ = ["DatasetRunner"]
 
@@ -267,13 +267,7 @@ class DatasetRunner:
         name = self.config.timestamp
         if name is None:
             return None
-        if name not in info.table.c:
-            raise UnknownColumnError(
-                source=self.warehouse.name,
-                table=self.config.table,
-                column=name,
-                available=[c.name for c in info.table.columns],
-            )
+        require_columns(info, [name])
         return info.table.c[name]
 
     def _freshness_result(
@@ -351,8 +345,4 @@ def _recount_invalid(
     )
     errors = {k: v for k, v in outcome.errors.items() if k != INVALID}
     errors.update(again.errors)
-    return ScanOutcome(
-        values={**outcome.values, **again.values},
-        errors=errors,
-        statements=outcome.statements + again.statements,
-    )
+    return ScanOutcome(values={**outcome.values, **again.values}, errors=errors)

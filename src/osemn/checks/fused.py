@@ -32,11 +32,10 @@ class Aggregate:
 
 @dataclass(frozen=True, kw_only=True)
 class ScanOutcome:
-    """Values by aggregate key, the errors of isolated aggregates, and statements sent."""
+    """Values by aggregate key, and the errors of aggregates the split isolated."""
 
     values: Mapping[str, Any]
     errors: Mapping[str, str]
-    statements: int
 
 
 def count_failing(fails: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -71,13 +70,10 @@ def fused_scan(
     """
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    statements = 0
 
     def attempt(group: Sequence[Aggregate], *, first: bool = False) -> None:
-        nonlocal statements
         if not group:
             return
-        statements += 1
         try:
             rows = execute(_select(table, group, where))
         except (SourceUnavailableError, QueryTimeoutError):
@@ -87,7 +83,6 @@ def fused_scan(
                 # Is it one expression, or the table itself (permissions, a broken
                 # view)? One probe decides, so a table-wide error costs 2 statements
                 # instead of 2n-1; the probe's own error propagates.
-                statements += 1
                 execute(_select(table, [Aggregate(key="rows", expr=sa.func.count())], where))
                 errors.update((a.key, str(exc)) for a in group if a.key in composite)
                 group = [a for a in group if a.key not in composite]
@@ -103,4 +98,4 @@ def fused_scan(
         values.update((a.key, rows[0][i]) for i, a in enumerate(group))
 
     attempt(aggregates, first=True)
-    return ScanOutcome(values=values, errors=errors, statements=statements)
+    return ScanOutcome(values=values, errors=errors)

@@ -14,10 +14,11 @@ import signal
 import sys
 import tempfile
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from osemn._clock import utcnow
 from osemn.agent.agent import Agent
 from osemn.config import parse_config
 from osemn.demo.incidents import IncidentGenerator, Timeline
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
 PLAIN_REFRESH_SECONDS = 5.0  # when stdout is not a terminal, print a table now and then
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color: bool) -> None:
@@ -49,14 +46,14 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
     warehouse_path = root / "demo.duckdb"
     warehouse_path.unlink(missing_ok=True)
     (root / "state.db").unlink(missing_ok=True)
-    engine = create_demo_warehouse(warehouse_path, clock=_now)
+    engine = create_demo_warehouse(warehouse_path, clock=utcnow)
     config_path = root / "osemn.yaml"
     config_path.write_text(
         demo_config_text(warehouse_path, f"sqlite:///{root / 'state.db'}", listen, DEMO_SCHEMA_DIR)
     )
     config = parse_config(config_path.read_text(), path=str(config_path))
     agent = Agent(config, engines={"warehouse": engine})
-    generator = IncidentGenerator(engine, clock=_now, timeline=timeline)
+    generator = IncidentGenerator(engine, clock=utcnow, timeline=timeline)
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -75,10 +72,10 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
             f"metrics on http://{config.agent.host}:{agent.port}/metrics, "
             f"status page on http://{config.agent.host}:{agent.port}/\n"
         )
-        started = _now()
+        started = utcnow()
         last_plain = 0.0
         while not done.wait(REFRESH_SECONDS):
-            now = _now()
+            now = utcnow()
             elapsed = (now - started).total_seconds()
             if duration is not None and elapsed >= duration:
                 break
@@ -98,7 +95,7 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
     finally:
         generator.stop()
         agent.stop(timeout=10)
-        now = _now()
+        now = utcnow()
         _say(_plain(agent, generator, now) + "\n")
         agent.close()
         engine.dispose()

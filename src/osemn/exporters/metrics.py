@@ -275,7 +275,7 @@ class MetricsCollector:
         )
         success = GaugeMetricFamily(
             "osemn_check_success",
-            "1 if the last run of the check passed, 0 if it failed or errored.",
+            "1 if the last run of the check passed, 0 if it failed, errored or lacked data.",
             labels=["dataset", "check"],
         )
         last_run = GaugeMetricFamily(
