@@ -7,9 +7,10 @@ on ``datasets.orders.freshness.max_age`` can be reported where the user wrote it
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -29,21 +32,36 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from osemn._drift_config import CurrentWindow, DriftConfig, ReferenceWindow, SeasonalReference
+from osemn._slo_config import (
+    AlertingConfig,
+    AlertmanagerReceiver,
+    FileReceiver,
+    PagerDutyReceiver,
+    RouteConfig,
+    SlackReceiver,
+    SLOConfig,
+    WebhookReceiver,
+)
 from osemn._units import parse_duration
 from osemn.errors import ConfigError
 
 __all__ = [
     "AgentConfig",
+    "AlertingConfig",
     "Config",
     "DatasetConfig",
     "DriftConfig",
     "FailuresConfig",
     "FreshnessConfig",
+    "OpenSLOFile",
+    "RouteConfig",
+    "SLOConfig",
     "Schedule",
     "SourceConfig",
     "VolumeConfig",
     "load_config",
     "parse_config",
+    "schedule_interval",
 ]
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -227,13 +245,37 @@ class DatasetConfig(_Model):
         return self.schema_
 
 
+def _slo_entry_kind(value: object) -> str:
+    if isinstance(value, OpenSLOFile) or (isinstance(value, dict) and "openslo" in value):
+        return "openslo"
+    return "slo"
+
+
+class OpenSLOFile(_Model):
+    """``slos: [{openslo: slos/orders.yaml}]``: SLOs written as OpenSLO v1 documents."""
+
+    openslo: str
+
+
 class Config(_Model):
-    """The whole osemn.yaml. ``base_dir`` resolves relative schema paths."""
+    """The whole osemn.yaml. ``base_dir`` resolves relative schema and OpenSLO paths.
+
+    OpenSLO entries of ``slos`` are read when the config is validated, so that
+    everything after sees only ``SLOConfig`` (and errors name the file).
+    """
 
     version: Literal[1]
     agent: AgentConfig = AgentConfig()
     sources: dict[str, SourceConfig]
     datasets: dict[str, DatasetConfig] = {}
+    slos: tuple[
+        Annotated[
+            Annotated[SLOConfig, Tag("slo")] | Annotated[OpenSLOFile, Tag("openslo")],
+            Discriminator(_slo_entry_kind),
+        ],
+        ...,
+    ] = ()
+    alerting: AlertingConfig = AlertingConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -245,7 +287,112 @@ class Config(_Model):
                     f"unknown source {ds.source!r}; defined sources: "
                     f"{', '.join(map(repr, self.sources)) or 'none'}",
                 )
+        for i, route in enumerate(self.alerting.routes):
+            if route.receiver not in self.alerting.receivers:
+                raise _RefError(
+                    ("alerting", "routes", str(i), "receiver"),
+                    f"unknown receiver {route.receiver!r}; defined receivers: "
+                    f"{', '.join(map(repr, self.alerting.receivers)) or 'none'}",
+                )
+        if len(self.alerting.receivers) > 1 and not self.alerting.routes:
+            raise _RefError(
+                ("alerting", "routes"),
+                "several receivers but no routes; add routes, e.g. "
+                "[{match: {severity: page}, receiver: oncall}, {receiver: hooks}]",
+            )
+        self._expand_openslo()
+        seen: set[str] = set()
+        for i, slo in enumerate(self.slo_list):
+            loc = ("slos", str(i))
+            if slo.name in seen:
+                raise _RefError(
+                    (*loc, "name"), f"duplicate SLO name {slo.name!r}; names must be unique"
+                )
+            seen.add(slo.name)
+            if slo.dataset is not None and slo.dataset not in self.datasets:
+                raise _RefError(
+                    (*loc, "dataset"),
+                    f"unknown dataset {slo.dataset!r}; defined datasets: "
+                    f"{', '.join(map(repr, self.datasets)) or 'none'}",
+                )
+            if slo.model is not None:
+                raise _RefError(
+                    (*loc, "model"),
+                    f"unknown model {slo.model!r}: this osemn has no models section yet; "
+                    "use a dataset SLI (freshness, validity, completeness, volume, checks, drift)",
+                )
+            if slo.dataset is not None:
+                self._check_slo_fits(slo, loc)
         return self
+
+    def _check_slo_fits(self, slo: SLOConfig, loc: tuple[str, ...]) -> None:
+        ds = self.datasets[slo.dataset or ""]
+        needs = {"freshness": ds.freshness, "volume": ds.volume, "drift": ds.drift}
+        if slo.sli in needs and needs[slo.sli] is None:
+            raise _RefError(
+                (*loc, "sli"),
+                f"sli {slo.sli} needs a `{slo.sli}:` block on dataset {slo.dataset!r}",
+            )
+        if slo.sli in ("validity", "completeness") and ds.schema_ref is None:
+            raise _RefError(
+                (*loc, "sli"),
+                f"sli {slo.sli} needs `schema:` on dataset {slo.dataset!r} (its rows are "
+                "counted by the schema checks)",
+            )
+        interval = schedule_interval(ds.schedule)
+        if slo.window < 2 * interval:
+            raise _RefError(
+                (*loc, "window"),
+                f"window is shorter than two check intervals of {slo.dataset!r} "
+                f"({ds.schedule}); lengthen the window or check more often",
+            )
+
+    def _expand_openslo(self) -> None:
+        if not any(isinstance(s, OpenSLOFile) for s in self.slos):
+            return
+        from osemn.rules.openslo import load_openslo
+
+        expanded: list[SLOConfig | OpenSLOFile] = []
+        for i, item in enumerate(self.slos):
+            if isinstance(item, OpenSLOFile):
+                path = Path(item.openslo)
+                try:
+                    expanded.extend(load_openslo(self.base_dir / path))
+                except ConfigError as exc:
+                    raise _RefError(("slos", str(i), "openslo"), str(exc)) from None
+            else:
+                expanded.append(item)
+        object.__setattr__(self, "slos", tuple(expanded))
+
+    @property
+    def slo_list(self) -> tuple[SLOConfig, ...]:
+        """The SLOs, OpenSLO files already read."""
+        return tuple(s for s in self.slos if isinstance(s, SLOConfig))
+
+
+def schedule_interval(schedule: Schedule) -> timedelta:
+    """The (longest) time between two runs of a schedule, for window widening.
+
+    A cron schedule's interval is the longest gap among its next few fire times.
+    """
+    if schedule.interval is not None:
+        return schedule.interval
+    from datetime import UTC, datetime
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(str(schedule.cron), timezone=UTC)
+    times: list[datetime] = []
+    previous: datetime | None = None
+    now = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: any fixed start gives the same gaps
+    for _ in range(64):
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            break
+        times.append(fire)
+        previous, now = fire, fire
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    return max(gaps, default=timedelta(days=1))
 
 
 class _RefError(ValueError):
@@ -349,8 +496,9 @@ def _config_error(
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _RefError):
             loc = ctx_error.loc
+        tags = [p for p in loc if p not in _KNOWN_KEYS and _is_type_tag(p)]
         loc = tuple(p for p in loc if p in _KNOWN_KEYS or not _is_type_tag(p))
-        msg = _explain(err, loc)
+        msg = _explain(err, loc, tags)
         line = _line_for(loc, lines)
         problems.append((line, ".".join(loc), msg))
         if first is None:
@@ -368,7 +516,14 @@ def _config_error(
 
 def _is_type_tag(part: str) -> bool:
     # pydantic adds union/type tags like "FreshnessConfig" or "timedelta" to locations.
-    return part[:1].isupper() or part in {"timedelta", "str", "int"}
+    return part[:1].isupper() or part in _TYPE_TAGS
+
+
+# Tags pydantic puts in locations of unions: scalar types and our discriminators.
+_TYPE_TAGS = frozenset(
+    {"timedelta", "str", "int", "slo", "openslo"}
+    | {"webhook", "alertmanager", "slack", "pagerduty", "file"}
+)
 
 
 def _line_for(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int | None:
@@ -378,13 +533,19 @@ def _line_for(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int
     return None
 
 
-def _explain(err: Any, loc: tuple[str, ...]) -> str:
+def _explain(err: Any, loc: tuple[str, ...], tags: Sequence[str] = ()) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = loc[-2] if len(loc) >= 2 else "the top level"
         valid = _VALID_KEYS.get(loc[-2] if len(loc) >= 2 else "", _VALID_KEYS[""])
-        if len(loc) >= 3 and loc[0] in ("datasets", "sources"):
+        if len(loc) >= 3 and loc[0] in ("datasets", "sources", "slos"):
             valid = _VALID_KEYS[loc[0]] if len(loc) == 3 else _VALID_KEYS.get(loc[-2], valid)
+        elif loc[:2] == ("alerting", "receivers") and len(loc) == 4:
+            valid = next(
+                (_RECEIVER_KEYS[t] for t in tags if t in _RECEIVER_KEYS), _VALID_KEYS["receivers"]
+            )
+        elif loc[:2] == ("alerting", "routes") and len(loc) == 4:
+            valid = _VALID_KEYS["routes"]
         return f"unknown key in {parent}; valid keys: {', '.join(valid)}"
     if kind == "missing":
         return "required key is missing"
@@ -415,7 +576,15 @@ _VALID_KEYS: dict[str, tuple[str, ...]] = {
     "reference": _keys(ReferenceWindow),
     "current": _keys(CurrentWindow),
     "seasonal": _keys(SeasonalReference),
+    "slos": _keys(SLOConfig),
+    "alerting": _keys(AlertingConfig),
+    "routes": _keys(RouteConfig),
 }
+_RECEIVER_KEYS: dict[str, tuple[str, ...]] = {
+    m.model_fields["type"].annotation.__args__[0]: _keys(m)  # type: ignore[union-attr]
+    for m in (WebhookReceiver, AlertmanagerReceiver, SlackReceiver, PagerDutyReceiver, FileReceiver)
+}
+_VALID_KEYS["receivers"] = tuple(dict.fromkeys(k for keys in _RECEIVER_KEYS.values() for k in keys))
 _KNOWN_KEYS = frozenset(_VALID_KEYS).union(*_VALID_KEYS.values())
 
 

@@ -1,0 +1,1 @@
+"""SLOs: SLI events, burn rates, alerts, and the Prometheus rules and dashboards for them."""
