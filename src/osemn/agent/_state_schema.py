@@ -19,6 +19,7 @@ from osemn.errors import StateError
 __all__ = [
     "_OPEN_LOCK_KEY",
     "_VERSION_KEY",
+    "_alerts",
     "_create_engine",
     "_latest",
     "_measurements",
@@ -26,6 +27,7 @@ __all__ = [
     "_metadata",
     "_profiles",
     "_results",
+    "_sli_events",
     "_snapshots",
     "_stored_version",
     "_update_then_insert",
@@ -149,6 +151,27 @@ _profiles = sa.Table(
     sa.Column("key", sa.Text(), nullable=False),  # the windows and settings it was built for
     sa.Column("profile", sa.Text(), nullable=False),  # JSON
     sa.Column("built_at", _UtcDateTime(), nullable=False),
+)
+
+
+_sli_events = sa.Table(
+    "osemn_sli_events",
+    _metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("slo", sa.String(), nullable=False),
+    # Unix seconds: integer division buckets it the same way on every dialect.
+    sa.Column("t", sa.BigInteger(), nullable=False),
+    sa.Column("good", sa.BigInteger(), nullable=False),
+    sa.Column("bad", sa.BigInteger(), nullable=False),
+    sa.Index("osemn_sli_events_slo_t", "slo", "t"),
+    sa.Index("osemn_sli_events_t", "t"),
+)
+_alerts = sa.Table(
+    "osemn_alerts",
+    _metadata,
+    sa.Column("fingerprint", sa.String(), primary_key=True),
+    sa.Column("alert", sa.Text(), nullable=False),  # JSON: Alert.to_json() and its timers
+    sa.Column("updated_at", _UtcDateTime(), nullable=False),
 )
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
@@ -27,14 +27,23 @@ from osemn.agent.state import StateStore
 from osemn.config import Config, Schedule
 from osemn.errors import ConfigError, OsemnError, StateError
 from osemn.exporters.metrics import MetricsCollector
+from osemn.exporters.slo_metrics import SloCollector
 from osemn.results import CheckResult, results_document
+from osemn.rules.alerts import Alert
+from osemn.rules.evaluator import SloEvaluator, SloStatus
 from osemn.sources.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from osemn.exporters.dispatch import Dispatcher
+    from osemn.exporters.outbox import Outbox
 
 __all__ = ["Agent", "validate_sources"]
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = timedelta(hours=1)
+FLUSH_EVERY = timedelta(seconds=5)  # resolution of group_wait / group_interval timers
+_DISPATCHER_KEY = "dispatcher"  # osemn_meta key of the dispatcher's group state
 
 
 def _mask_key() -> bytes:
@@ -55,6 +64,8 @@ class Agent:
         registry: where metrics are registered (a fresh one when omitted).
         engines: engines to use for some sources instead of creating them; the
             agent never closes an engine it was handed (the demo shares one).
+        record_sli: turn dataset runs into SLI events; ``osemn check`` passes False
+            so that a one-off run in CI does not count against the agent's SLOs.
     """
 
     def __init__(
@@ -64,8 +75,10 @@ class Agent:
         clock: Callable[[], datetime] = utcnow,
         registry: CollectorRegistry | None = None,
         engines: Mapping[str, sa.Engine] | None = None,
+        record_sli: bool = True,
     ) -> None:
         self.config = config
+        self._record_sli = record_sli
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = MetricsCollector(version=__version__, clock=lambda: clock().timestamp())
@@ -83,6 +96,15 @@ class Agent:
         self._scheduler: Scheduler | None = None
         self._server: Any = None
         self._stopped = threading.Event()
+        self.slos = SloEvaluator(config, self.state, clock=clock) if config.slo_list else None
+        self.outbox: Outbox | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._slo_statuses: list[SloStatus] = []
+        self._alerts: list[Alert] = []
+        self.slo_metrics = SloCollector(
+            totals=self._sli_totals, pending=self._outbox_pending, delivered=self._outbox_counts
+        )
+        self.registry.register(self.slo_metrics)
 
     # -- set-up ---------------------------------------------------------------
 
@@ -93,6 +115,11 @@ class Agent:
         checks still run); the state store failing to open is fatal.
         """
         self.state.open()
+        if self.slos is not None:
+            rows = self.slos.open()
+            log.info("SLOs: %d loaded, %d rows of SLI history read", len(self.slos.slos), rows)
+        if self.config.alerting.receivers:
+            self._open_alerting()
         for name, ds in self.config.datasets.items():
             schema = None
             if ds.schema_ref is not None:
@@ -114,7 +141,22 @@ class Agent:
                 mask_key=self._mask_key,
             )
 
+    def _open_alerting(self) -> None:
+        from osemn.exporters.dispatch import Dispatcher  # httpx loads only with receivers
+        from osemn.exporters.outbox import Outbox
+
+        self.outbox = Outbox(self.state.engine, self.config.alerting.receivers, clock=self.clock)
+        self.dispatcher = Dispatcher(self.config.alerting, self.outbox.enqueue, clock=self.clock)
+        snapshot = self.state.get_meta(_DISPATCHER_KEY)
+        if snapshot is not None:
+            try:
+                self.dispatcher.restore(snapshot)
+            except (ValueError, KeyError) as exc:  # a corrupt snapshot must not stop the agent
+                log.error("alert groups not restored (%s): they start afresh", exc)
+
     def close(self) -> None:
+        if self.outbox is not None:
+            self.outbox.stop()
         for warehouse in self.warehouses.values():
             warehouse.close()
         self.state.close()
@@ -134,7 +176,73 @@ class Agent:
             self.state.record_run(results)
         except StateError as exc:  # history is lost for this run; checks go on
             log.error("dataset %s: results not recorded: %s", name, exc)
+        if self.slos is not None and self._record_sli:
+            try:
+                self.slos.record(results)
+            except StateError as exc:
+                log.error("dataset %s: SLI events not recorded: %s", name, exc)
         return results
+
+    # -- SLOs and alerts -------------------------------------------------------
+
+    def evaluate_slos(self) -> list[Alert]:
+        """Evaluate every SLO now, hand its alerts to the dispatcher, and send what is due."""
+        if self.slos is None:
+            return []
+        statuses, alerts = self.slos.evaluate()
+        self.slo_metrics.update(statuses, alerts)
+        with self._lock:
+            self._slo_statuses = statuses
+            self._alerts = alerts
+        if self.dispatcher is not None:
+            self.dispatcher.update(alerts)
+        self.flush_alerts()
+        return alerts
+
+    def flush_alerts(self) -> int:
+        """Enqueue the notifications whose group timers are due; keep the group state."""
+        if self.dispatcher is None:
+            return 0
+        sent = self.dispatcher.flush()
+        if sent:
+            try:
+                self.state.put_meta(_DISPATCHER_KEY, self.dispatcher.snapshot())
+            except StateError as exc:  # the outbox has them; a restart may only repeat one
+                log.error("alert groups not saved: %s", exc)
+        return sent
+
+    def slo_document(self) -> dict[str, Any]:
+        """SLO statuses and alerts, for ``/api/v1/slos`` and the status page."""
+        with self._lock:
+            statuses, alerts = list(self._slo_statuses), list(self._alerts)
+        return {
+            "slos": [
+                {
+                    "slo": s.name,
+                    "dataset": s.slo.subject,
+                    "sli": s.slo.sli,
+                    "objective": s.slo.objective,
+                    "window": s.slo.window.total_seconds(),
+                    "good": s.good,
+                    "bad": s.bad,
+                    "error_ratio": s.error_ratio,
+                    "error_budget_remaining": s.budget_remaining,
+                    "burn_rates": s.burn_rates,
+                    "last_event": None if s.last_event is None else s.last_event.isoformat(),
+                }
+                for s in statuses
+            ],
+            "alerts": [a.to_json() for a in alerts],
+        }
+
+    def _sli_totals(self) -> Mapping[tuple[str, str], int]:
+        return {} if self.slos is None else dict(self.slos.totals)
+
+    def _outbox_pending(self) -> Mapping[str, int]:
+        return {} if self.outbox is None else self.outbox.pending()
+
+    def _outbox_counts(self) -> Mapping[tuple[str, str], int]:
+        return {} if self.outbox is None else self.outbox.counts()
 
     def run_once(
         self, datasets: Iterable[str] | None = None, *, full: bool = False
@@ -183,6 +291,7 @@ class Agent:
                 registry=self.registry,
                 ready=self.ready,
                 results=self.results_document,
+                slos=self.slo_document,
             )
             self._server.start()
         workers = max(2, sum(s.max_concurrency for s in self.config.sources.values()) + 1)
@@ -190,6 +299,13 @@ class Agent:
         for name, ds in self.config.datasets.items():
             scheduler.add(f"dataset:{name}", ds.schedule, functools.partial(self.run_dataset, name))
         scheduler.add("prune", Schedule(interval=PRUNE_EVERY), self._prune)
+        if self.slos is not None:
+            every = Schedule(interval=self.config.alerting.evaluation_interval)
+            scheduler.add("slo-evaluate", every, self.evaluate_slos)
+        if self.dispatcher is not None:
+            scheduler.add("alerts-flush", Schedule(interval=FLUSH_EVERY), self.flush_alerts)
+        if self.outbox is not None:
+            self.outbox.start()
         scheduler.start()
         self._scheduler = scheduler
 
@@ -200,6 +316,8 @@ class Agent:
     def _prune(self) -> None:
         try:
             deleted = self.state.prune(self.config.agent.retention)
+            if self.slos is not None:
+                deleted += self.slos.prune(self.config.agent.retention)
             log.info("state store: pruned %d rows older than the retention", deleted)
         except StateError as exc:
             log.error("state store: prune failed: %s", exc)
@@ -223,6 +341,8 @@ class Agent:
                 self._scheduler.wait_idle(5.0)
         if self._server is not None:
             self._server.stop()
+        if self.outbox is not None:
+            self.outbox.stop()
         self._stopped.set()
         return clean
 

@@ -40,6 +40,7 @@ ROUTES: Mapping[str, str] = {
     "/healthz": "liveness: 200 while the process serves",
     "/readyz": "readiness: 200 when the agent is ready, 503 with the reason otherwise",
     "/api/v1/results": "latest check results (JSON)",
+    "/api/v1/slos": "SLOs: budget, burn rates, and pending/firing alerts (JSON)",
 }
 
 _TEXT = "text/plain; charset=utf-8"
@@ -96,6 +97,7 @@ class AgentServer:
         registry: CollectorRegistry,
         ready: Callable[[], tuple[bool, str]],
         results: Callable[[], dict[str, Any]],
+        slos: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         """Prepare the server; nothing listens before ``start()``.
 
@@ -106,12 +108,14 @@ class AgentServer:
             ready: readiness probe, ``(ready, reason)``; called on each ``/readyz``.
             results: the ``/api/v1/results`` document (``results_document`` shape);
                 called from server threads, so it must be thread-safe.
+            slos: the ``/api/v1/slos`` document (``Agent.slo_document``), thread-safe too.
         """
         self._host = host
         self._requested_port = port
         self._registry = registry
         self._ready = ready
         self._results = results
+        self._slos = slos or _no_slos
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -190,8 +194,10 @@ class AgentServer:
             return _Response(status, f"{text}\n".encode(), _TEXT)
         if path == "/api/v1/results":
             return _Response(HTTPStatus.OK, _json_bytes(self._results()), _JSON)
+        if path == "/api/v1/slos":
+            return _Response(HTTPStatus.OK, _json_bytes(self._slos()), _JSON)
         if path == "/":
-            page = _status_page(self._results())
+            page = _status_page(self._results(), self._slos())
             return _Response(
                 HTTPStatus.OK, page.encode(), _HTML, {"Content-Security-Policy": _PAGE_POLICY}
             )
@@ -268,6 +274,10 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.address_string(), format % args)
 
 
+def _no_slos() -> dict[str, Any]:
+    return {"slos": [], "alerts": []}
+
+
 def _json_bytes(doc: Any) -> bytes:
     """Strict JSON: NaN/inf (a ratio of an empty window) become null."""
     return json.dumps(_finite(doc), allow_nan=False, ensure_ascii=False).encode()
@@ -283,8 +293,54 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _status_page(doc: Mapping[str, Any]) -> str:
-    """A plain HTML table of the latest results; every value is escaped."""
+def _slo_table(doc: Mapping[str, Any]) -> str:
+    """The SLO table of the status page: budget left, burn rates, alerts; empty without SLOs."""
+    slos = doc.get("slos", [])
+    if not slos:
+        return ""
+    firing: dict[str, list[str]] = {}
+    for alert in doc.get("alerts", []):
+        if alert.get("state") in ("pending", "firing"):
+            tier = alert["labels"].get("burnrate_tier")
+            name = alert["labels"].get("alertname", "") + (f" {tier}" if tier else "")
+            firing.setdefault(alert["labels"].get("slo", ""), []).append(
+                f"{name} ({alert['state']})"
+            )
+    rows = []
+    for s in slos:
+        burn = s.get("burn_rates", {})
+        cls = "fail" if firing.get(s["slo"]) else "pass"
+        rows.append(
+            f'<tr class="{cls}"><td>{html.escape(s["slo"])}</td>'
+            f"<td>{html.escape(s['dataset'])}</td><td>{html.escape(s['sli'])}</td>"
+            f"<td>{_pct(s.get('objective'))}</td>"
+            f"<td>{_pct(s.get('error_budget_remaining'))}</td>"
+            + "".join(f"<td>{_num(burn.get(w))}</td>" for w in ("5m", "1h", "6h", "1d", "3d"))
+            + f"<td>{html.escape('; '.join(firing.get(s['slo'], [])))}</td></tr>"
+        )
+    return (
+        "<h2>SLOs</h2><table><thead><tr><th>slo</th><th>dataset</th><th>sli</th>"
+        "<th>objective</th><th>budget left</th><th>burn 5m</th><th>burn 1h</th>"
+        "<th>burn 6h</th><th>burn 1d</th><th>burn 3d</th><th>alerts</th></tr></thead><tbody>"
+        + "\n".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def _pct(value: Any) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "n/a"
+    return f"{100 * value:.2f}%"
+
+
+def _num(value: Any) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.2f}"
+
+
+def _status_page(doc: Mapping[str, Any], slos: Mapping[str, Any] | None = None) -> str:
+    """A plain HTML table of the latest results (and SLOs); every value is escaped."""
 
     def cell(value: Any) -> str:
         return f"<td>{html.escape('' if value is None else str(value))}</td>"
@@ -317,7 +373,10 @@ tr.fail td {{ background: #fde2e2; }} tr.error td {{ background: #fff1cc; }}
 </style></head>
 <body><h1>osemn</h1>
 <p>{counts or "no results yet"} &middot; <a href="/metrics">metrics</a> &middot;
-<a href="/api/v1/results">results (JSON)</a> &middot; <a href="/readyz">readiness</a></p>
+<a href="/api/v1/results">results (JSON)</a> &middot; <a href="/api/v1/slos">SLOs (JSON)</a>
+&middot; <a href="/readyz">readiness</a></p>
+{_slo_table(slos or {})}
+<h2>Checks</h2>
 <table><thead><tr><th>dataset</th><th>check</th><th>status</th><th>rows</th>
 <th>failed rows</th><th>last run</th><th>detail</th></tr></thead>
 <tbody>

@@ -11,6 +11,9 @@ so they can share a database with other applications:
 - ``osemn_watermarks``: the incremental-check watermark of each dataset.
 - ``osemn_schema_snapshots``: the column types of a dataset each time they were put.
 - ``osemn_reference_profiles``: the drift reference profile of each column, with its key.
+- ``osemn_sli_events``: good and bad SLI events of each SLO, with their time (version 3).
+- ``osemn_alerts``: the alerts the agent holds, so a restart keeps their start times.
+- ``osemn_outbox``: notifications written before they are sent (``exporters.outbox``).
 
 Times are stored as UTC (``timestamptz`` on PostgreSQL, naive UTC elsewhere) and
 always returned tz-aware in UTC. Every write is one short transaction on a pooled
@@ -69,7 +72,7 @@ class StateStore:
         StateError: the URL is not a SQLAlchemy URL or its driver is not installed.
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     def __init__(
         self,
@@ -313,6 +316,23 @@ class StateStore:
         with self._guard(f"write the profile of {dataset}.{column}"), self._engine.begin() as conn:
             _upsert(conn, _profiles, {"dataset": dataset, "column": column}, values)
 
+    def get_meta(self, key: str) -> str | None:
+        """A value other parts keep beside the schema version (e.g. alert group state)."""
+        with self._guard(f"read {key}"), self._engine.connect() as conn:
+            value = conn.execute(sa.select(_meta.c.value).where(_meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def put_meta(self, key: str, value: str) -> None:
+        """Set ``key`` (never ``schema_version``, which only ``open`` writes).
+
+        Raises:
+            StateError: the write failed.
+        """
+        if key == _VERSION_KEY:
+            raise StateError(f"{key!r} is managed by StateStore.open(); use another key")
+        with self._guard(f"write {key}"), self._engine.begin() as conn:
+            _upsert(conn, _meta, {"key": key}, {"value": value})
+
     def prune(self, retention: timedelta) -> int:
         """Delete history older than ``retention`` and return how many rows went.
 
@@ -361,6 +381,16 @@ class StateStore:
                 f"state store {self.safe_url}: cannot create folder {str(folder)!r}: "
                 f"{exc.strerror}. Create it, or point agent.state at a writable path."
             ) from exc
+
+    @contextmanager
+    def begin(self, action: str) -> Iterator[sa.Connection]:
+        """A transaction for other parts' tables (SLI events, alerts, outbox).
+
+        Raises:
+            StateError: saying what ``action`` failed, password hidden.
+        """
+        with self._guard(action), self._engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -433,6 +463,7 @@ def _migrate(conn: sa.Connection, found: int) -> None:
     if found < 2:
         # 2: results keep ``details`` (a drift check's histograms).
         conn.execute(sa.text("ALTER TABLE osemn_results ADD COLUMN details TEXT"))
+    # 3: new tables only (SLI events, alerts, outbox), made by create_all.
 
 
 def _results_query(joined: sa.FromClause) -> sa.Select[Any]:
