@@ -126,7 +126,7 @@ class SliEventStore:
         exact_from = int(now.timestamp() - EXACT_FOR.total_seconds()) // _BUCKET * _BUCKET
         oldest = int(now.timestamp() - max(self._keep.values()).total_seconds())
         names = list(self._keep)
-        bucket = (e.t / _BUCKET).label("bucket")  # integer division on integers, everywhere
+        bucket = (e.t // _BUCKET).label("bucket")
         hourly = (
             sa.select(
                 e.slo,
@@ -140,11 +140,10 @@ class SliEventStore:
         exact = sa.select(e.slo, e.t, e.good, e.bad).where(e.slo.in_(names), e.t > exact_from)
         rows = 0
         with self._state.begin("read SLI events") as conn:
-            for stmt in (hourly, exact):
-                batch = sorted(tuple(r) for r in conn.execute(stmt))
-                for slo, t, good, bad in batch:
+            for stmt in (hourly.order_by(e.slo, "t"), exact.order_by(e.slo, e.t)):
+                for slo, t, good, bad in conn.execution_options(yield_per=10_000).execute(stmt):
                     self.series[slo].add(int(t), int(good), int(bad))
-                rows += len(batch)
+                    rows += 1
         for series in self.series.values():
             series.compact(now.timestamp(), 1e12)  # mark the loaded hourly part as such
         return rows
