@@ -240,12 +240,14 @@ ReceiverConfig = Annotated[
 class RouteConfig(_Model):
     """A route: alerts whose labels equal ``match`` go to ``receiver``; first match wins.
 
-    ``group_by``, ``group_wait``, ``group_interval`` and ``repeat_interval`` mean
-    what they mean in Alertmanager.
+    ``continue``, ``group_by``, ``group_wait``, ``group_interval`` and
+    ``repeat_interval`` mean what they mean in Alertmanager: with ``continue``
+    a matching alert also goes on to the routes after this one.
     """
 
     receiver: str
     match: dict[str, str] = {}
+    continue_: bool = Field(default=False, alias="continue")
     group_by: tuple[str, ...] = ("alertname", "slo")
     group_wait: Duration = timedelta(seconds=30)
     group_interval: Duration = timedelta(minutes=5)

@@ -33,8 +33,18 @@ REFRESH_SECONDS = 1.0
 PLAIN_REFRESH_SECONDS = 5.0  # when stdout is not a terminal, print a table now and then
 
 
-def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color: bool) -> None:
+def run_demo(
+    *,
+    duration: float | None,
+    listen: str,
+    workdir: Path | None,
+    color: bool,
+    alertmanager: str | None = None,
+) -> None:
     """Create the demo warehouse, start generator and agent, show status until done.
+
+    Alerts go to ``alerts.jsonl`` in the work folder and, given ``alertmanager``
+    (a URL), to that Alertmanager as well.
 
     Raises:
         ConfigError: for a duration too short to show every incident.
@@ -48,8 +58,17 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
     (root / "state.db").unlink(missing_ok=True)
     engine = create_demo_warehouse(warehouse_path, clock=utcnow)
     config_path = root / "osemn.yaml"
+    alerts_path = root / "alerts.jsonl"
+    alerts_path.unlink(missing_ok=True)
     config_path.write_text(
-        demo_config_text(warehouse_path, f"sqlite:///{root / 'state.db'}", listen, DEMO_SCHEMA_DIR)
+        demo_config_text(
+            warehouse_path,
+            f"sqlite:///{root / 'state.db'}",
+            listen,
+            DEMO_SCHEMA_DIR,
+            alerts_path=alerts_path,
+            alertmanager=alertmanager,
+        )
     )
     config = parse_config(config_path.read_text(), path=str(config_path))
     agent = Agent(config, engines={"warehouse": engine})
@@ -71,6 +90,9 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
             f"osemn demo: warehouse {warehouse_path}, config {config_path}\n"
             f"metrics on http://{config.agent.host}:{agent.port}/metrics, "
             f"status page on http://{config.agent.host}:{agent.port}/\n"
+            f"alerts to {alerts_path}"
+            + (f" and {alertmanager}" if alertmanager else "")
+            + "\n"
         )
         started = utcnow()
         last_plain = 0.0
@@ -87,6 +109,7 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
                     incident=generator.current_incident(now),
                     width=width,
                     color=color,
+                    slos=agent.slo_document(),
                 )
                 _say("\x1b[H\x1b[2J" + table + "\n")
             elif elapsed - last_plain >= PLAIN_REFRESH_SECONDS:
@@ -105,7 +128,12 @@ def run_demo(*, duration: float | None, listen: str, workdir: Path | None, color
 
 def _plain(agent: Agent, generator: IncidentGenerator, now: datetime) -> str:
     return render_status(
-        agent.latest(), now=now, incident=generator.current_incident(now), width=120, color=False
+        agent.latest(),
+        now=now,
+        incident=generator.current_incident(now),
+        width=120,
+        color=False,
+        slos=agent.slo_document(),
     )
 
 

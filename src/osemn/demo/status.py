@@ -7,8 +7,9 @@ second and tests can read it as text. A drift row shows its method and score
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from osemn._drift_config import DRIFT_SHARE
 from osemn.results import CheckKind, CheckResult, Measurement, Status
@@ -46,6 +47,7 @@ def render_status(
     incident: str | None,
     width: int = 100,
     color: bool = False,
+    slos: Mapping[str, Any] | None = None,
 ) -> str:
     """The latest results as a table no wider than ``width``, under a header line.
 
@@ -55,6 +57,8 @@ def render_status(
         incident: what is going wrong right now, or None while the feed is healthy.
         width: the terminal width; every line fits in it from 80 columns up.
         color: mark statuses and the incident with ANSI colours.
+        slos: the agent's ``slo_document()``: adds a line per SLO with its budget left,
+            burn rates and alerts.
     """
     counts = {s: sum(r.status is s for r in results) for s in Status}
     summary = ", ".join(
@@ -112,7 +116,49 @@ def render_status(
         )
     if not results:
         lines.append("(no check has finished yet)")
+    if slos and slos.get("slos"):
+        lines.append("")
+        lines.extend(_slo_lines(slos, width=width, color=color))
     return "\n".join(lines)
+
+
+def _slo_lines(doc: Mapping[str, Any], *, width: int, color: bool) -> list[str]:
+    """``SLO  budget left  burn 5m/1h/6h  alerts``: one line per SLO."""
+    firing: dict[str, list[str]] = {}
+    for alert in doc.get("alerts", []):
+        labels = alert["labels"]
+        what = labels.get("burnrate_tier") or labels.get("alertname", "")
+        severity = labels.get("severity", "")
+        firing.setdefault(labels.get("slo", ""), []).append(
+            f"{severity} {what}" + (" (pending)" if alert.get("state") == "pending" else "")
+        )
+    name_w = max(len("SLO"), *(len(s["slo"]) for s in doc["slos"]))
+    out = [_fit(f"{'SLO'.ljust(name_w)}  BUDGET LEFT  BURN 5m / 1h / 6h     ALERTS", width)]
+    for s in doc["slos"]:
+        burn = s.get("burn_rates", {})
+        rates = " / ".join(_rate(burn.get(w)) for w in ("5m", "1h", "6h"))
+        alerts = ", ".join(firing.get(s["slo"], [])) or "-"
+        line = _fit(
+            f"{s['slo'].ljust(name_w)}  {_percent(s.get('error_budget_remaining')).rjust(11)}"
+            f"  {rates.ljust(20)}  {alerts}",
+            width,
+        )
+        if color and firing.get(s["slo"]):
+            line = f"{_ANSI[Status.FAIL]}{line}{_RESET}"
+        out.append(line)
+    return out
+
+
+def _rate(value: object) -> str:
+    if not isinstance(value, int | float) or value != value:
+        return "-"
+    return f"{value:.1f}x"
+
+
+def _percent(value: object) -> str:
+    if not isinstance(value, int | float) or value != value:
+        return "-"
+    return f"{value:.1%}"
 
 
 def _utc(value: datetime) -> datetime:

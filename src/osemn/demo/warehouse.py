@@ -216,7 +216,31 @@ def order_status(rng: random.Random) -> str:
     return rng.choices(STATUSES, weights=_STATUS_WEIGHTS)[0]
 
 
-def demo_config_text(warehouse_path: Path, state_url: str, listen: str, schema_dir: Path) -> str:
+# The demo's SLOs: its incidents (null burst, out-of-range amounts, stalled feed,
+# distribution shift) each burn one of them.
+DEMO_SLOS: list[dict[str, Any]] = [
+    {"name": "orders-valid", "dataset": "orders", "sli": "validity", "objective": "99%"},
+    {
+        "name": "orders-complete",
+        "dataset": "orders",
+        "sli": "completeness",
+        "objective": "99.5%",
+        "columns": ["customer_id", "amount"],
+    },
+    {"name": "orders-fresh", "dataset": "orders", "sli": "freshness", "objective": "99%"},
+    {"name": "orders-stable", "dataset": "orders", "sli": "drift", "objective": "95%"},
+]
+
+
+def demo_config_text(
+    warehouse_path: Path,
+    state_url: str,
+    listen: str,
+    schema_dir: Path,
+    *,
+    alerts_path: Path | None = None,
+    alertmanager: str | None = None,
+) -> str:
     """The osemn.yaml the demo runs, watching the demo warehouse.
 
     Args:
@@ -225,6 +249,9 @@ def demo_config_text(warehouse_path: Path, state_url: str, listen: str, schema_d
         listen: ``host:port`` of the agent's HTTP server.
         schema_dir: folder holding ``orders.yaml`` and ``customers.yaml``
             (``DEMO_SCHEMA_DIR`` for the ones shipped with osemn).
+        alerts_path: where the file receiver appends notifications (JSON lines);
+            None leaves alerting out.
+        alertmanager: an Alertmanager URL that gets every alert too.
     """
     every = f"every {format_duration(CHECK_INTERVAL)}"
     freshness = {"max_age": format_duration(FRESHNESS_MAX_AGE)}
@@ -273,5 +300,23 @@ def demo_config_text(warehouse_path: Path, state_url: str, listen: str, schema_d
             },
         },
     }
+    config["slos"] = DEMO_SLOS
+    if alerts_path is not None:
+        receivers: dict[str, Any] = {"file": {"type": "file", "path": str(alerts_path)}}
+        # Demo-sized timers: a minute-long demo shows a page going out and resolving.
+        timers = {"group_wait": "2s", "group_interval": "10s", "repeat_interval": "1h"}
+        routes: list[dict[str, Any]] = [{"receiver": "file", "continue": True, **timers}]
+        if alertmanager:
+            receivers["alertmanager"] = {
+                "type": "alertmanager",
+                "url": alertmanager,
+                "resend_interval": "10s",
+            }
+            routes.append({"receiver": "alertmanager"})
+        config["alerting"] = {
+            "evaluation_interval": format_duration(CHECK_INTERVAL),
+            "receivers": receivers,
+            "routes": routes,
+        }
     header = "# osemn demo: an embedded DuckDB warehouse with live incidents.\n"
     return header + yaml.safe_dump(config, sort_keys=False)
