@@ -14,6 +14,7 @@ the built-in exception it means, so ``except LookupError`` keeps working::
     ├── CheckError                        a check could not be evaluated
     ├── RuleError                         an SLO or rule cannot be built
     ├── DeliveryError                     a notification could not be delivered
+    │   └── DeliveryAttemptError          one attempt failed (``retryable`` or not)
     └── StateError                        the state store cannot be used
         └── StateVersionError             the state store is newer than this osemn
 
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 __all__ = [
     "CheckError",
     "ConfigError",
+    "DeliveryAttemptError",
     "DeliveryError",
     "OsemnError",
     "QueryTimeoutError",
@@ -130,6 +132,29 @@ class RuleError(OsemnError):
 
 class DeliveryError(OsemnError):
     """A notification could not be delivered; it stays in the outbox."""
+
+
+class DeliveryAttemptError(DeliveryError):
+    """One attempt to deliver failed; ``retryable`` says whether a later one may succeed.
+
+    ``status`` is the HTTP status when the receiver answered, ``retry_after`` its
+    raw ``Retry-After`` header (seconds or an HTTP date), if it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        receiver: str,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        self.receiver = receiver
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class StateError(OsemnError):

@@ -99,6 +99,7 @@ class Agent:
         self.slos = SloEvaluator(config, self.state, clock=clock) if config.slo_list else None
         self.outbox: Outbox | None = None
         self.dispatcher: Dispatcher | None = None
+        self._dispatcher_saved: str | None = None
         self._slo_statuses: list[SloStatus] = []
         self._alerts: list[Alert] = []
         self.slo_metrics = SloCollector(
@@ -151,7 +152,7 @@ class Agent:
         if snapshot is not None:
             try:
                 self.dispatcher.restore(snapshot)
-            except (ValueError, KeyError) as exc:  # a corrupt snapshot must not stop the agent
+            except StateError as exc:  # a corrupt snapshot must not stop the agent
                 log.error("alert groups not restored (%s): they start afresh", exc)
 
     def close(self) -> None:
@@ -204,9 +205,11 @@ class Agent:
         if self.dispatcher is None:
             return 0
         sent = self.dispatcher.flush()
-        if sent:
+        snapshot = self.dispatcher.snapshot()
+        if snapshot != self._dispatcher_saved:
             try:
-                self.state.put_meta(_DISPATCHER_KEY, self.dispatcher.snapshot())
+                self.state.put_meta(_DISPATCHER_KEY, snapshot)
+                self._dispatcher_saved = snapshot
             except StateError as exc:  # the outbox has them; a restart may only repeat one
                 log.error("alert groups not saved: %s", exc)
         return sent

@@ -48,6 +48,7 @@ from osemn.agent._state_schema import (
     _watermarks,
 )
 from osemn.errors import StateError, StateVersionError
+from osemn.exporters import _outbox_schema  # noqa: F401  (registers osemn_outbox with the tables)
 from osemn.results import CheckKind, CheckResult, Measurement, Status
 
 __all__ = ["StateStore"]
