@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,7 @@ from click.testing import CliRunner
 from osemn.cli import main
 from tests.agent.helpers import load_orders, order_rows, write_config
 from tests.conftest import Warehouse
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import free_port
 
 
 def clean_rows() -> list[dict[str, object]]:

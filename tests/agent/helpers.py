@@ -110,7 +110,7 @@ def write_config(
     schema: pa.DataFrameSchema | None = None,
     extra_sources: str = "",
 ) -> Path:
-    (tmp_path / "orders.yaml").write_text((schema or orders_schema()).to_yaml())
+    (tmp_path / "orders.yaml").write_text((schema or orders_schema()).to_yaml() or "")
     datasets = (
         datasets
         or f"""

@@ -36,16 +36,8 @@ from osemn.errors import DeliveryError
 from osemn.exporters._outbox_schema import _outbox
 from osemn.exporters.notification import Notification
 from osemn.exporters.outbox import Outbox
-from tests.exporters.test_receivers import (
-    NOW,
-    SECRET,
-    Answer,
-    HttpReceiver,
-    Received,
-    free_port,
-    make_alert,
-    make_notification,
-)
+from tests.exporters.test_receivers import NOW, SECRET, make_alert, make_notification
+from tests.servers import Answer, HttpReceiver, Received, free_port
 
 TINY: dict[str, Any] = {
     "backoff_base": timedelta(milliseconds=1),

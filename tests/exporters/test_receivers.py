@@ -1,21 +1,13 @@
 """Receivers against real HTTP servers, a real Alertmanager and real files.
 
-``HttpReceiver`` (also used by test_outbox) is a real HTTP server on a free
-port that records every request and answers as the test scripts it.
+The HTTP receiver and Alertmanager come from ``tests/servers.py``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -51,103 +43,11 @@ from osemn.exporters.receivers import (
     verify_signature,
 )
 from osemn.rules.alerts import Alert, AlertState
+from tests.servers import Answer, HttpReceiver, free_port, start_alertmanager
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "hook-secret-value"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345"
-
-
-@dataclass
-class Received:
-    """One request the server got, and the status it answered."""
-
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    status: int = 0
-
-    @property
-    def key(self) -> str:
-        return self.headers["idempotency-key"]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds to sleep before answering
-    body: bytes = b"ok"
-
-
-class HttpReceiver:
-    """A real HTTP server on a free port; ``respond(n, request)`` scripts the n-th answer."""
-
-    def __init__(self, respond: Callable[[int, Received], Answer] | None = None) -> None:
-        self.received: list[Received] = []
-        self._respond = respond or (lambda _n, _r: Answer())
-        self._lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                request = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                with owner._lock:
-                    owner.received.append(request)
-                    n = len(owner.received)
-                answer = owner._respond(n, request)
-                request.status = answer.status
-                time.sleep(answer.delay)
-                try:
-                    self.send_response(answer.status)
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(answer.body)))
-                    self.end_headers()
-                    self.wfile.write(answer.body)
-                except OSError:  # the client gave up (timeout) or died
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def keys(self, status: int = 200) -> list[str]:
-        """Idempotency keys of the requests answered ``status``, in arrival order."""
-        with self._lock:
-            return [r.key for r in self.received if r.status == status]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> HttpReceiver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make_alert(
@@ -310,38 +210,9 @@ def test_alertmanager_omits_an_empty_generator_url() -> None:
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager (Debian's prometheus-alertmanager) on a free port."""
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    assert binary, "Alertmanager is not installed: apt-get install prometheus-alertmanager"
-    config = tmp_path / "alertmanager.yml"
-    config.write_text('route: {receiver: "null"}\nreceivers: [{name: "null"}]\n')
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "Alertmanager exited at start"
-            assert time.monotonic() < deadline, "Alertmanager did not become ready in 15s"
-            time.sleep(0.1)
+    config = 'route: {receiver: "null"}\nreceivers: [{name: "null"}]\n'
+    with start_alertmanager(tmp_path, config) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_a_real_alertmanager_accepts_firing_then_resolved(

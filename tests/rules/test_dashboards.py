@@ -28,9 +28,9 @@ from osemn.demo.warehouse import DEMO_SCHEMA_DIR, demo_config_text
 from osemn.errors import RuleError
 from osemn.rules.dashboards import DASHBOARD_UIDS, build_dashboards, write_dashboards
 from tests.agent.helpers import load_orders, make_agent, order_rows, write_config
-from tests.agent.test_prometheus import _prometheus_binary, query
 from tests.conftest import Warehouse
-from tests.test_cli import free_port
+from tests.prometheus_helpers import poll_query, running_prometheus
+from tests.servers import free_port
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -278,27 +278,6 @@ def orders_with_history(now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def start_prometheus(tmp_path: Path, target: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Prometheus scraping ``target`` every second; returns the process and its URL."""
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "osemn", "static_configs": [{"targets": [target]}]}],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen(
-        [
-            _prometheus_binary(),
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def scraped(duckdb_warehouse: Warehouse, tmp_path: Path) -> Iterator[Scraped]:
     load_orders(duckdb_warehouse, orders_with_history(datetime.now(UTC)))
@@ -310,22 +289,20 @@ def scraped(duckdb_warehouse: Warehouse, tmp_path: Path) -> Iterator[Scraped]:
     )
     path.write_text(path.read_text().replace("127.0.0.1:0", agent_address) + SLOS)
     # Prometheus starts while the agent loads: its first scrapes fail, later ones land.
-    prom, base = start_prometheus(tmp_path, agent_address)
-    agent: Agent | None = None
-    try:
-        agent = make_agent(path, utcnow, wh=duckdb_warehouse)
-        agent.run_once()
-        agent.start(serve=True)
-        # Two scrapes: enough samples for every rate() and increase() window.
-        query(base, "count_over_time(osemn_source_up[1m]) >= 2", time.monotonic() + 20)
-        with httpx.Client(base_url=base, timeout=10) as client:
-            yield Scraped(client, agent.config)
-    finally:
-        prom.terminate()
-        prom.wait(timeout=10)
-        if agent is not None:
-            agent.stop(timeout=5)
-            agent.close()
+    with running_prometheus(tmp_path, agent_address) as base:
+        agent: Agent | None = None
+        try:
+            agent = make_agent(path, utcnow, wh=duckdb_warehouse)
+            agent.run_once()
+            agent.start(serve=True)
+            # Two scrapes: enough samples for every rate() and increase() window.
+            poll_query(base, "count_over_time(osemn_source_up[1m]) >= 2", time.monotonic() + 20)
+            with httpx.Client(base_url=base, timeout=10) as client:
+                yield Scraped(client, agent.config)
+        finally:
+            if agent is not None:
+                agent.stop(timeout=5)
+                agent.close()
 
 
 def instant(prometheus: httpx.Client, promql: str) -> dict[str, Any]:
