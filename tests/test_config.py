@@ -137,3 +137,9 @@ def test_percentages(p: float) -> None:
 def test_bad_ratio(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_ratio(bad)
+
+
+def test_an_empty_value_is_a_config_error_not_a_yaml_crash() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config("version: 1\nsources:\n  w:\n    url:\n")
+    assert str(err.value).startswith("osemn.yaml:4: sources.w.url:")

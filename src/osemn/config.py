@@ -66,6 +66,8 @@ __all__ = [
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+# Types a YAML scalar as YAML would (int, float, bool, null, timestamp, str).
+_SCALARS = yaml.constructor.SafeConstructor()
 _EVERY = re.compile(r"^\s*every\s+(\S+)\s*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -451,7 +453,7 @@ def _to_python(
             for i, item in enumerate(node.value)
         ]
     assert isinstance(node, yaml.ScalarNode)
-    value = yaml.safe_load(yaml.serialize(node))
+    value = _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
     if isinstance(value, str) and "${" in value:
         text = _interpolate(value, env=env, path=path, line=lines[loc], key=".".join(loc))
         # An interpolated value is typed as YAML would type it if written in place.

@@ -18,12 +18,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
 
+from osemn._slo_config import SLOConfig
 from osemn._units import format_duration
+from osemn.config import Config, schedule_interval
+from osemn.errors import RuleError
 
 __all__ = [
     "BURN_WINDOWS",
     "TIERS",
     "Tier",
+    "absent_window",
+    "alert_labels",
+    "burn_threshold",
+    "check_interval",
     "effective_window",
     "window_label",
 ]
@@ -69,12 +76,55 @@ TIERS: tuple[Tier, ...] = (
 )
 
 
-def effective_window(nominal: timedelta, check_interval: timedelta) -> timedelta:
-    """``nominal`` widened to at least two check intervals, in whole seconds."""
-    widened = max(nominal, 2 * check_interval)
+def effective_window(nominal: timedelta, interval: timedelta) -> timedelta:
+    """``nominal`` widened to at least two check ``interval``s, in whole seconds."""
+    widened = max(nominal, 2 * interval)
     return timedelta(seconds=int(-(-widened.total_seconds() // 1)))
 
 
 def window_label(window: timedelta) -> str:
     """The label of a nominal window: ``5m``, ``1h``, ``3d``."""
     return format_duration(window)
+
+
+# --- facts of an SLO that the agent's evaluator and the generated rules share ---
+
+
+def check_interval(config: Config, slo: SLOConfig) -> timedelta:
+    """How often the SLO's dataset is checked: the unit of window widening."""
+    if slo.dataset is None:
+        raise RuleError(
+            f"SLO {slo.name!r} is about model {slo.model!r}; Prometheus rules cover dataset "
+            "SLOs only. Give the SLO a `dataset:`."
+        )
+    return schedule_interval(config.datasets[slo.dataset].schedule)
+
+
+def absent_window(config: Config, slo: SLOConfig) -> timedelta:
+    """How long the SLI may go without events: ``absent_after``, else 3 checks and >= 1h."""
+    if slo.absent_after is not None:
+        return slo.absent_after
+    return max(3 * check_interval(config, slo), timedelta(hours=1))
+
+
+def burn_threshold(slo: SLOConfig, tier: Tier) -> float:
+    """The error ratio above which both windows of ``tier`` must be.
+
+    The rules write it as ``(factor * (1 - objective))`` with Python's round-trip
+    float literals, so PromQL computes this very float64.
+    """
+    return tier.factor(slo.window) * (1 - slo.objective)
+
+
+def alert_labels(slo: SLOConfig, severity: str, tier: Tier | None = None) -> dict[str, str]:
+    """An SLO alert's labels but ``alertname``: the agent and Prometheus use the same set."""
+    labels = {
+        **slo.labels,
+        "severity": severity,
+        "slo": slo.name,
+        "dataset": slo.subject,
+        "sli": slo.sli,
+    }
+    if tier is not None:
+        labels["burnrate_tier"] = tier.name
+    return labels

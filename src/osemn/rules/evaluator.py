@@ -29,7 +29,7 @@ from osemn._slo_config import SLOConfig
 from osemn._units import format_duration
 from osemn.agent._state_schema import _alerts
 from osemn.agent.state import StateStore
-from osemn.config import Config, schedule_interval
+from osemn.config import Config
 from osemn.results import CheckResult
 from osemn.rules.alerts import (
     ALERT_ABSENT,
@@ -39,31 +39,29 @@ from osemn.rules.alerts import (
     AlertState,
     fingerprint,
 )
-from osemn.rules.burn import BURN_WINDOWS, TIERS, Tier, effective_window, window_label
+from osemn.rules.burn import (
+    BURN_WINDOWS,
+    TIERS,
+    Tier,
+    absent_window,
+    alert_labels,
+    burn_threshold,
+    check_interval,
+    effective_window,
+    window_label,
+)
 from osemn.rules.events import SliEventStore
 from osemn.rules.sli import SliEvent, sli_event
 
-__all__ = ["SloEvaluator", "SloStatus", "absent_after", "slo_windows"]
+__all__ = ["SloEvaluator", "SloStatus", "slo_windows"]
 
 _EVENT_MARGIN = timedelta(days=1)  # events kept beyond the SLO window
 
 
 def slo_windows(config: Config, slo: SLOConfig) -> dict[str, timedelta]:
     """Each nominal burn window's label and the window actually summed (widened)."""
-    interval = _interval(config, slo)
+    interval = check_interval(config, slo)
     return {window_label(w): effective_window(w, interval) for w in BURN_WINDOWS}
-
-
-def absent_after(config: Config, slo: SLOConfig) -> timedelta:
-    """How long without events before ``absent``: as set, else 3 check intervals (>= 1h)."""
-    if slo.absent_after is not None:
-        return slo.absent_after
-    return max(3 * _interval(config, slo), timedelta(hours=1))
-
-
-def _interval(config: Config, slo: SLOConfig) -> timedelta:
-    ds = config.datasets.get(slo.dataset or "")
-    return schedule_interval(ds.schedule) if ds is not None else timedelta(minutes=5)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,12 +152,11 @@ class SloEvaluator:
             slo=slo,
             windows=windows,
             period=slo.window.total_seconds(),
-            absent=absent_after(self.config, slo),
+            absent=absent_window(self.config, slo),
         )
         for tier in TIERS:
-            threshold = tier.factor(slo.window)
             prepared.tiers.append(
-                (tier, threshold, window_label(tier.long), window_label(tier.short))
+                (tier, burn_threshold(slo, tier), window_label(tier.long), window_label(tier.short))
             )
         return prepared
 
@@ -236,13 +233,19 @@ class SloEvaluator:
         remaining = 1.0 - period_ratio / budget
         burn = {label: r / budget for label, r in ratios.items()}
         out: dict[str, tuple[dict[str, str], dict[str, str], bool]] = {}
-        for tier, factor, long_label, short_label in p.tiers:
-            labels = self._labels(slo, ALERT_BURN_RATE, tier.severity, tier.name)
+        for tier, threshold, long_label, short_label in p.tiers:
+            labels = self._labels(slo, ALERT_BURN_RATE, tier.severity, tier)
             key = _key(labels)
-            long_burn, short_burn = burn[long_label], burn[short_label]
+            # Compared as error ratios against factor * budget, the very float64 the
+            # generated rules compare with, so both fire on the same side of a threshold.
+            long_ratio, short_ratio = ratios[long_label], ratios[short_label]
             held = self._held.get(key)
-            sticky = held is not None and held.state is AlertState.FIRING and short_burn > factor
-            holds = (long_burn > factor and short_burn > factor) or sticky
+            sticky = (
+                held is not None and held.state is AlertState.FIRING and short_ratio > threshold
+            )
+            holds = (long_ratio > threshold and short_ratio > threshold) or sticky
+            long_burn, short_burn = burn[long_label], burn[short_label]
+            factor = tier.factor(slo.window)
             summary = (
                 f"SLO {slo.name} burns its error budget {_fmt(long_burn)}x too fast "
                 f"over {long_label} ({_fmt(short_burn)}x over {short_label})"
@@ -291,19 +294,9 @@ class SloEvaluator:
         return status, out
 
     def _labels(
-        self, slo: SLOConfig, alertname: str, severity: str, tier: str | None = None
+        self, slo: SLOConfig, alertname: str, severity: str, tier: Tier | None = None
     ) -> dict[str, str]:
-        labels = {
-            **slo.labels,
-            "alertname": alertname,
-            "slo": slo.name,
-            "dataset": slo.subject,
-            "sli": slo.sli,
-            "severity": severity,
-        }
-        if tier is not None:
-            labels["burnrate_tier"] = tier
-        return labels
+        return {"alertname": alertname, **alert_labels(slo, severity, tier)}
 
     def _annotations(self, slo: SLOConfig, summary: str, description: str) -> dict[str, str]:
         out = {"summary": summary, "description": description}
