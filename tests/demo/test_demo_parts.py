@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -642,3 +643,50 @@ def test_status_shows_drift_scores_and_insufficient_data(width: int) -> None:
         assert "new_cat" in rows["status:drift"]
     coloured = render_status(DRIFT_RESULTS, now=START, incident=None, width=width, color=True)
     assert "\x1b[2mINSUFF" in coloured
+
+
+def test_a_null_burst_pages_the_validity_slo_into_the_alert_file(
+    tmp_path: Path, engine: sa.Engine, clock: SteppedClock
+) -> None:
+    """The demo's SLOs and file receiver: the null burst burns orders-valid, a page goes out."""
+    alerts_path = tmp_path / "alerts.jsonl"
+    text = demo_config_text(
+        tmp_path / WAREHOUSE,
+        "sqlite:///" + str(tmp_path / "state.db"),
+        "127.0.0.1:0",
+        DEMO_SCHEMA_DIR,
+        alerts_path=alerts_path,
+    )
+    config = parse_config(text, path=str(tmp_path / "o.yaml"), env={})
+    agent = Agent(config, clock=clock, engines={"warehouse": engine})
+    agent.open()
+    generator = IncidentGenerator(
+        engine, clock=clock, timeline=Timeline.of([(2, 30, "null_burst")]), seed=3
+    )
+    try:
+        for tick in range(31):  # the route's group_interval is 10s: both pages are out by 30s
+            generator.step()
+            if tick % 5 == 0:
+                agent.run_once(["orders"])
+                agent.evaluate_slos()
+            clock.advance(1)
+        assert agent.outbox is not None
+        agent.flush_alerts()
+        agent.outbox.deliver_due()
+        table = render_status(
+            agent.latest(), now=clock(), incident=None, width=120, slos=agent.slo_document()
+        )
+    finally:
+        agent.close()
+    lines = [json.loads(line) for line in alerts_path.read_text().splitlines()]
+    pages = [
+        a
+        for doc in lines
+        for a in doc["alerts"]
+        if a["labels"]["slo"] == "orders-valid" and a["labels"]["severity"] == "page"
+    ]
+    assert {a["labels"]["burnrate_tier"] for a in pages} == {"1h-5m", "6h-30m"}
+    assert all(a["status"] == "firing" for a in pages)
+    slo_lines = {line.split()[0]: line for line in table.splitlines() if line.startswith("orders-")}
+    assert "page 1h-5m" in slo_lines["orders-valid"]
+    assert set(slo_lines) == {"orders-valid", "orders-complete", "orders-fresh", "orders-stable"}
