@@ -133,12 +133,12 @@ def _slo_lines(doc: Mapping[str, Any], *, width: int, color: bool) -> list[str]:
             f"{severity} {what}" + (" (pending)" if alert.get("state") == "pending" else "")
         )
     name_w = max(len("SLO"), *(len(s["slo"]) for s in doc["slos"]))
-    out = [_fit(f"{'SLO'.ljust(name_w)}  BUDGET LEFT  BURN 5m / 1h / 6h     ALERTS", width)]
+    out = [_cut(f"{'SLO'.ljust(name_w)}  BUDGET LEFT  BURN 5m / 1h / 6h     ALERTS", width)]
     for s in doc["slos"]:
         burn = s.get("burn_rates", {})
         rates = " / ".join(_rate(burn.get(w)) for w in ("5m", "1h", "6h"))
         alerts = ", ".join(firing.get(s["slo"], [])) or "-"
-        line = _fit(
+        line = _cut(
             f"{s['slo'].ljust(name_w)}  {_percent(s.get('error_budget_remaining')).rjust(11)}"
             f"  {rates.ljust(20)}  {alerts}",
             width,
@@ -147,6 +147,11 @@ def _slo_lines(doc: Mapping[str, Any], *, width: int, color: bool) -> list[str]:
             line = f"{_ANSI[Status.FAIL]}{line}{_RESET}"
         out.append(line)
     return out
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` cut to ``width``, keeping its column padding (unlike ``_fit``)."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def _rate(value: object) -> str:
@@ -166,8 +171,7 @@ def _utc(value: datetime) -> datetime:
 
 
 def _fit(text: str, width: int) -> str:
-    text = " ".join(text.split())  # one line, whatever an error message holds
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+    return _cut(" ".join(text.split()), width)  # one line, whatever an error message holds
 
 
 def _count(value: int | None) -> str:

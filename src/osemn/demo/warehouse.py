@@ -226,7 +226,7 @@ DEMO_SLOS: list[dict[str, Any]] = [
         "dataset": "orders",
         "sli": "completeness",
         "objective": "99.9%",
-        "columns": ["customer_id", "amount"],
+        "columns": ["email"],  # the null burst empties it
     },
     {"name": "orders-fresh", "dataset": "orders", "sli": "freshness", "objective": "99%"},
     {"name": "orders-stable", "dataset": "orders", "sli": "drift", "objective": "95%"},
