@@ -143,3 +143,67 @@ def test_an_empty_value_is_a_config_error_not_a_yaml_crash() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("version: 1\nsources:\n  w:\n    url:\n")
     assert str(err.value).startswith("osemn.yaml:4: sources.w.url:")
+
+
+_SLO_BASE = """version: 1
+sources: {w: {url: "duckdb:///x.duckdb"}}
+datasets:
+  orders: {source: w, table: orders, timestamp: ts, freshness: {max_age: 1h}, schedule: every 1d}
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (
+            "slos:\n  - {name: a, dataset: nope, sli: freshness, objective: 99%}\n",
+            "osemn.yaml:6: slos.0.dataset: unknown dataset 'nope'; defined datasets: 'orders'",
+        ),
+        (
+            "slos:\n  - {name: a, dataset: orders, sli: speed, objective: 99%}\n",
+            "osemn.yaml:6: slos.0.sli: Input should be 'freshness', 'validity', 'completeness',"
+            " 'volume', 'checks', 'drift', 'accuracy', 'latency' or 'availability'",
+        ),
+        (
+            "slos:\n  - {name: a, dataset: orders, sli: freshness, objective: 100%}\n",
+            "osemn.yaml:6: slos.0.objective: objective 1 leaves no usable error budget; use a "
+            "value strictly between 0% and 100%, e.g. 99.5%",
+        ),
+        (
+            "slos:\n  - {name: a, dataset: orders, sli: freshness, objective: 0}\n",
+            "osemn.yaml:6: slos.0.objective: objective 0 leaves no usable error budget",
+        ),
+        (
+            "slos:\n  - {name: a, dataset: orders, sli: freshness, objective: 99%, window: 1d}\n",
+            "osemn.yaml:6: slos.0.window: window is shorter than two check intervals of 'orders'"
+            " (every 1d); lengthen the window or check more often",
+        ),
+        (
+            "slos:\n  - {name: a, dataset: orders, sli: volume, objective: 99%}\n",
+            "osemn.yaml:6: slos.0.sli: sli volume needs a `volume:` block on dataset 'orders'",
+        ),
+        (
+            "alerting:\n  receivers:\n    h: {type: webhook, url: 'ftp://x/y', secret: s}\n",
+            "osemn.yaml:7: alerting.receivers.h.url: 'ftp://x/y' is not an http(s) URL",
+        ),
+        (
+            "alerting:\n  receivers:\n    h: {type: webhook, url: 'https://x/y'}\n",
+            "osemn.yaml:7: alerting.receivers.h.secret: required key is missing",
+        ),
+        (
+            "alerting:\n  receivers:\n    h: {type: webhook, url: 'https://x/y', secret: ''}\n",
+            "osemn.yaml:7: alerting.receivers.h.secret: is empty; set it, e.g. secret: "
+            "${HOOK_SECRET}",
+        ),
+        (
+            "alerting:\n  receivers:\n    h: {type: webhook, url: 'https://x', secret: s}\n"
+            "  routes:\n    - {receiver: pager}\n",
+            "osemn.yaml:9: alerting.routes.0.receiver: unknown receiver 'pager'; defined "
+            "receivers: 'h'",
+        ),
+    ],
+)
+def test_bad_slos_and_receivers_are_config_errors(tail: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(_SLO_BASE + tail, env={})
+    assert str(err.value).startswith(expected)
