@@ -66,7 +66,7 @@ def poll_query(base: str, promql: str, deadline: float) -> list[dict[str, Any]]:
             body = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5).json()
             if body["status"] == "success" and body["data"]["result"]:
                 return list(body["data"]["result"])
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # not up yet, or a 503 text page
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"Prometheus never returned {promql!r}")
