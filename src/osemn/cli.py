@@ -191,7 +191,7 @@ def _describe_slos(config: Config) -> list[str]:
     from osemn.rules.prometheus import prom_duration, widened_windows
 
     lines = [
-        f"slo {s.name}: {s.sli} of {s.subject}, objective {s.objective:.4%} over "
+        f"slo {s.name}: {s.sli} of {s.subject}, objective {100 * s.objective:g}% over "
         f"{prom_duration(s.window)}, absent after {prom_duration(absent_window(config, s))}"
         for s in config.slo_list
     ]
