@@ -7,6 +7,7 @@ from osemn.config import Config, load_config, parse_config
 from osemn.errors import (
     CheckError,
     ConfigError,
+    DeliveryAttemptError,
     DeliveryError,
     OsemnError,
     QueryTimeoutError,
@@ -27,6 +28,7 @@ __all__ = [
     "CheckResult",
     "Config",
     "ConfigError",
+    "DeliveryAttemptError",
     "DeliveryError",
     "Measurement",
     "OsemnError",

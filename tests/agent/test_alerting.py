@@ -76,7 +76,9 @@ def test_page_reaches_alertmanager_and_inhibits_the_ticket(
 route:
   receiver: ticket
   group_by: [alertname, slo, severity]
-  group_wait: 1s
+  # Long enough for Alertmanager's inhibitor to have seen the page that came in the
+  # same POST as the tickets (it learns of new alerts asynchronously).
+  group_wait: 5s
   group_interval: 1s
   repeat_interval: 1h
   routes:

@@ -232,7 +232,14 @@ def test_unknown_route_lists_routes(client: httpx.Client) -> None:
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/json"
     assert r.json()["routes"] == dict(ROUTES)
-    assert set(ROUTES) == {"/", "/metrics", "/healthz", "/readyz", "/api/v1/results"}
+    assert set(ROUTES) == {
+        "/",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/api/v1/results",
+        "/api/v1/slos",
+    }
 
 
 def test_head_and_other_methods(client: httpx.Client) -> None:
