@@ -240,3 +240,35 @@ def test_restart_reads_history_and_keeps_alert_start(state_url: str) -> None:
         next(a for a in alerts if a.labels.get("burnrate_tier") == "1h-5m").starts_at == page_start
     )
     state.close()
+
+
+def test_a_restart_reads_the_saved_series_and_only_newer_events(state_url: str) -> None:
+    clock = FrozenClock(NOW)
+    config = _config()
+    evaluator, state = _evaluator(config, state_url, clock)
+    evaluator.events.record(
+        [
+            SliEvent(slo="orders-checks", at=NOW - timedelta(minutes=5 * i), good=99, bad=i % 3)
+            for i in range(20 * 24 * 12)
+        ]
+    )
+    evaluator.prune(timedelta(days=30))  # the hourly housekeeping saves the series
+    for minute in range(1, 31):  # half an hour more, from inside the minute it leaves out
+        clock.now = NOW + timedelta(minutes=minute) - timedelta(seconds=90)
+        evaluator.events.record(
+            [SliEvent(slo="orders-checks", at=clock.now, good=50, bad=minute % 2)]
+        )
+    clock.now = NOW + timedelta(minutes=30)
+    [before], _ = evaluator.evaluate()
+    state.close()
+
+    again, state = _evaluator(config, state_url, clock)
+    [after], _ = again.evaluate()
+    assert after.burn_rates == pytest.approx(before.burn_rates, rel=1e-12)
+    assert (after.good, after.bad) == (before.good, before.bad)
+    state.close()
+    reader = StateStore(state_url, clock=clock)
+    reader.open()
+    rows = SloEvaluator(config, reader, clock=clock).open()
+    assert rows < 40  # one saved series and the events after it, not 5,760 events
+    reader.close()

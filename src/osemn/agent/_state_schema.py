@@ -28,6 +28,7 @@ __all__ = [
     "_profiles",
     "_results",
     "_sli_events",
+    "_sli_rollups",
     "_snapshots",
     "_stored_version",
     "_update_then_insert",
@@ -166,6 +167,13 @@ _sli_events = sa.Table(
     # Covering: loading history sums good/bad per SLO and hour from the index alone.
     sa.Index("osemn_sli_events_slo_t", "slo", "t", "good", "bad"),
     sa.Index("osemn_sli_events_t", "t"),
+)
+_sli_rollups = sa.Table(
+    "osemn_sli_rollups",
+    _metadata,
+    sa.Column("slo", sa.String(), primary_key=True),
+    sa.Column("upto", sa.BigInteger(), nullable=False),  # covers events with t <= upto
+    sa.Column("series", sa.LargeBinary(), nullable=False),  # SliSeries.to_bytes()
 )
 _alerts = sa.Table(
     "osemn_alerts",

@@ -6,6 +6,9 @@ per SLO per cycle; instead each SLO keeps cumulative counts in memory, so a
 window's sum is two binary searches. Events older than ``EXACT_FOR`` (the
 longest burn window) are kept at hourly resolution: only the SLO window's own
 boundary (28d or so) uses them, where an hour is below its precision.
+
+Every hour the compacted series are also saved (``osemn_sli_rollups``), so a
+restart reads one row per SLO plus the events since, instead of a month of events.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from osemn.agent._state_schema import _sli_events
+from osemn.agent._state_schema import _sli_events, _sli_rollups
 from osemn.agent.state import StateStore
 from osemn.rules.sli import SliEvent
 
@@ -25,6 +28,9 @@ __all__ = ["EXACT_FOR", "SliEventStore", "SliSeries"]
 
 EXACT_FOR = timedelta(days=3, hours=1)  # the 3d burn window, and a margin
 _BUCKET = 3600  # seconds: resolution of events older than EXACT_FOR
+# A saved series covers events up to a minute ago: an event's time is its run's end,
+# written right after, so nothing older can still be on its way to the table.
+_ROLLUP_LAG = 60
 
 
 class SliSeries:
@@ -65,6 +71,23 @@ class SliSeries:
         good_start = self._good[start - 1] if start else self._base_good
         bad_start = self._bad[start - 1] if start else self._base_bad
         return self._good[end - 1] - good_start, self._bad[end - 1] - bad_start
+
+    def to_bytes(self, upto: int) -> bytes:
+        """The part of the series with times <= ``upto``, for ``from_bytes``."""
+        n = bisect_right(self._times, upto)
+        head = array("q", (self._base_good, self._base_bad, min(self._compacted_to, upto), n))
+        return b"".join(a.tobytes() for a in (head, self._times[:n], self._good[:n], self._bad[:n]))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SliSeries:
+        values = array("q")
+        values.frombytes(data)
+        series = cls()
+        series._base_good, series._base_bad, series._compacted_to, n = values[:4]
+        series._times = values[4 : 4 + n]
+        series._good = values[4 + n : 4 + 2 * n]
+        series._bad = values[4 + 2 * n : 4 + 3 * n]
+        return series
 
     @property
     def last_time(self) -> int | None:
@@ -117,15 +140,52 @@ class SliEventStore:
     def load(self, now: datetime) -> int:
         """Read the kept history into memory; returns the number of rows read.
 
-        Old events come back already summed per hour by the database, so a
-        month of five-minute events reads a few hundred rows per SLO.
+        An SLO with a saved series reads it and the events after it. Others read
+        their old events already summed per hour by the database, so a month of
+        five-minute events reads a few hundred rows per SLO, plus the exact
+        events of the last three days.
         """
         if not self._keep:
             return 0
+        rows = 0
+        saved: dict[str, int] = {}
+        r = _sli_rollups.c
+        with self._state.begin("read saved SLI series") as conn:
+            query = sa.select(r.slo, r.upto, r.series).where(r.slo.in_(list(self._keep)))
+            for slo, upto, data in conn.execute(query):
+                self.series[slo] = SliSeries.from_bytes(bytes(data))
+                saved[slo] = int(upto)
+                rows += 1
+        if saved:
+            rows += self._load_after(saved)
+        rest = [name for name in self._keep if name not in saved]
+        if rest:
+            rows += self._load_events(rest, now)
+        for name, series in self.series.items():
+            series.compact(now.timestamp(), self._keep[name].total_seconds())
+        return rows
+
+    def _load_after(self, saved: Mapping[str, int]) -> int:
+        """Events newer than each SLO's saved series."""
+        e = _sli_events.c
+        stmt = (
+            sa.select(e.slo, e.t, e.good, e.bad)
+            .where(e.slo.in_(list(saved)), e.t > min(saved.values()))
+            .order_by(e.slo, e.t)
+        )
+        rows = 0
+        with self._state.begin("read SLI events") as conn:
+            for slo, t, good, bad in conn.execution_options(yield_per=10_000).execute(stmt):
+                if t > saved[slo]:
+                    self.series[slo].add(int(t), int(good), int(bad))
+                    rows += 1
+        return rows
+
+    def _load_events(self, names: Sequence[str], now: datetime) -> int:
+        """The whole kept history of SLOs without a saved series."""
         e = _sli_events.c
         exact_from = int(now.timestamp() - EXACT_FOR.total_seconds()) // _BUCKET * _BUCKET
-        oldest = int(now.timestamp() - max(self._keep.values()).total_seconds())
-        names = list(self._keep)
+        oldest = int(now.timestamp() - max(self._keep[n] for n in names).total_seconds())
         bucket = (e.t // _BUCKET).label("bucket")
         hourly = (
             sa.select(
@@ -144,8 +204,6 @@ class SliEventStore:
                 for slo, t, good, bad in conn.execution_options(yield_per=10_000).execute(stmt):
                     self.series[slo].add(int(t), int(good), int(bad))
                     rows += 1
-        for series in self.series.values():
-            series.compact(now.timestamp(), 1e12)  # mark the loaded hourly part as such
         return rows
 
     def record(self, events: Sequence[SliEvent]) -> None:
@@ -168,8 +226,19 @@ class SliEventStore:
             self.series[ev.slo].add(int(ev.at.timestamp()), ev.good, ev.bad)
 
     def compact(self, now: datetime) -> None:
+        """Thin and drop old events in memory, then save every series for the next start."""
         for name, series in self.series.items():
             series.compact(now.timestamp(), self._keep[name].total_seconds())
+        upto = int(now.timestamp()) - _ROLLUP_LAG
+        rows = [
+            {"slo": name, "upto": upto, "series": series.to_bytes(upto)}
+            for name, series in self.series.items()
+        ]
+        if not rows:
+            return
+        with self._state.begin("save SLI series") as conn:
+            conn.execute(sa.delete(_sli_rollups).where(_sli_rollups.c.slo.in_(list(self.series))))
+            conn.execute(sa.insert(_sli_rollups), rows)
 
     def prune(self, now: datetime, retention: timedelta) -> int:
         """Delete events older than both ``retention`` and every SLO's window."""
