@@ -207,3 +207,176 @@ def test_bad_slos_and_receivers_are_config_errors(tail: str, expected: str) -> N
     with pytest.raises(ConfigError) as err:
         parse_config(_SLO_BASE + tail, env={})
     assert str(err.value).startswith(expected)
+
+
+_MODEL_BASE = """version: 1
+sources: {w: {url: "duckdb:///x.duckdb"}, v: {url: "duckdb:///y.duckdb"}}
+datasets:
+  preds: {source: w, table: preds, timestamp: ts}
+  labels: {source: w, table: labels, timestamp: ts}
+  untimed: {source: w, table: labels}
+  elsewhere: {source: v, table: labels, timestamp: ts}
+models:
+  churn:
+    predictions: {dataset: preds, id: rid, score: p, prediction: yhat}
+    labels: {dataset: labels, id: rid, label: y}
+    task: binary
+"""
+
+
+def test_a_model_parses_with_its_defaults() -> None:
+    config = parse_config(_MODEL_BASE, env={})
+    model = config.models["churn"]
+    assert model.window == timedelta(days=1)
+    assert model.relabel_windows == 3
+    assert model.schedule.interval == timedelta(minutes=5)
+    assert model.selected_metrics == (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "log_loss",
+        "brier",
+        "ece",
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "task: binary",
+            "task: ranking",
+            "osemn.yaml:12: models.churn.task: Input should be 'binary', 'multiclass' or "
+            "'regression'",
+        ),
+        (
+            "task: binary",
+            "task: binary\n    metrics: [accuracy, mae]",
+            "osemn.yaml:10: models.churn: metrics 'mae' do not apply to task binary; use some of:",
+        ),
+        (
+            "task: binary",
+            "task: binary\n    min: {r2: 0.5}",
+            "osemn.yaml:10: models.churn: min names 'r2', not a reported metric",
+        ),
+        (
+            "score: p, prediction: yhat",
+            "version: v",
+            "osemn.yaml:10: models.churn: a binary model needs predictions.score, "
+            "predictions.prediction or both",
+        ),
+        (
+            "score: p, prediction: yhat}\n    labels: {dataset: labels, id: rid, label: y}\n"
+            "    task: binary",
+            "prediction: yhat}\n    labels: {dataset: labels, id: rid, label: y}\n"
+            "    task: binary\n    metrics: [accuracy, auc]",
+            "osemn.yaml:10: models.churn: metrics auc need predictions.score (the probability)",
+        ),
+        (
+            "task: binary",
+            "task: regression\n    tolerance: -1",
+            "osemn.yaml:13: models.churn.tolerance: Input should be greater than or equal to 0",
+        ),
+        (
+            "task: binary",
+            "task: binary\n    tolerance: 1",
+            "osemn.yaml:10: models.churn: tolerance only applies to task regression",
+        ),
+        (
+            "task: binary",
+            "task: binary\n    latency_threshold: 200ms",
+            "osemn.yaml:10: models.churn: latency_threshold needs predictions.latency",
+        ),
+        (
+            "task: binary",
+            "task: binary\n    windw: 1d",
+            "osemn.yaml:13: models.churn.windw: unknown key in churn; valid keys: predictions,",
+        ),
+        (
+            "id: rid, score: p",
+            "id: rid, scre: q, score: p",
+            "osemn.yaml:10: models.churn.predictions.scre: unknown key in predictions; "
+            "valid keys: dataset, id, score",
+        ),
+        (
+            "{dataset: preds,",
+            "{dataset: nope,",
+            "osemn.yaml:10: models.churn.predictions.dataset: unknown dataset 'nope'",
+        ),
+        (
+            "{dataset: labels,",
+            "{dataset: untimed,",
+            "osemn.yaml:11: models.churn.labels.timestamp: needs the time a label became known: "
+            "set labels.timestamp, or `timestamp:` on dataset 'untimed'",
+        ),
+        (
+            "{dataset: labels,",
+            "{dataset: elsewhere,",
+            "osemn.yaml:11: models.churn.labels.dataset: labels live in source 'v' and "
+            "predictions in 'w'",
+        ),
+        (
+            "  churn:\n",
+            "  preds:\n",
+            "osemn.yaml:10: models.preds: model 'preds' has the name of a dataset",
+        ),
+    ],
+)
+def test_bad_models_are_config_errors(old: str, new: str, expected: str) -> None:
+    text = _MODEL_BASE.replace(old, new, 1)
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, env={})
+    assert str(err.value).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("slo", "expected"),
+    [
+        (
+            "{name: a, model: nope, sli: accuracy, objective: 99%}",
+            "osemn.yaml:14: slos.0.model: unknown model 'nope'; defined models: 'churn'",
+        ),
+        (
+            "{name: a, model: churn, dataset: preds, sli: freshness, objective: 99%}",
+            "osemn.yaml:14: slos.0.sli: sli freshness is about a dataset; a model's SLIs are "
+            "accuracy and latency",
+        ),
+        (
+            "{name: a, model: churn, dataset: preds, sli: accuracy, objective: 99%}",
+            "osemn.yaml:14: slos.0.dataset: sli accuracy is about model 'churn'; remove `dataset:`",
+        ),
+        (
+            "{name: a, model: churn, sli: latency, objective: 99%}",
+            "osemn.yaml:14: slos.0.sli: sli latency needs predictions.latency and "
+            "latency_threshold on model 'churn'",
+        ),
+        (
+            "{name: a, model: churn, sli: accuracy, objective: 99%, window: 1d}",
+            None,
+        ),
+    ],
+)
+def test_model_slos_are_checked(slo: str, expected: str | None) -> None:
+    text = _MODEL_BASE + f"slos:\n  - {slo}\n"
+    if expected is None:
+        assert parse_config(text, env={}).slo_list[0].model == "churn"
+        return
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, env={})
+    assert str(err.value).startswith(expected)
+
+
+def test_accuracy_of_a_regression_model_needs_a_tolerance() -> None:
+    text = _MODEL_BASE.replace("task: binary", "task: regression").replace(
+        "score: p, prediction: yhat", "prediction: yhat"
+    )
+    slo = "slos:\n  - {name: a, model: churn, sli: accuracy, objective: 99%}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text + slo, env={})
+    assert str(err.value).startswith(
+        "osemn.yaml:14: slos.0.sli: sli accuracy of regression model 'churn' needs `tolerance:`"
+    )
+    ok = parse_config(text.replace("task: regression", "task: regression\n    tolerance: 2") + slo)
+    assert ok.models["churn"].tolerance == 2

@@ -397,15 +397,11 @@ def slo() -> None:
 )
 def slo_export(config_path: str, out_file: Path | None) -> None:
     """Write the SLOs of the config as OpenSLO v1 documents."""
-    from osemn.config import schedule_interval
+    from osemn.rules.burn import check_interval
     from osemn.rules.openslo import export_openslo
 
     config = _load(config_path)
-    intervals = {
-        s.name: schedule_interval(config.datasets[s.dataset].schedule)
-        for s in config.slo_list
-        if s.dataset is not None
-    }
+    intervals = {s.name: check_interval(config, s) for s in config.slo_list}
     try:
         text = export_openslo(config.slo_list, check_intervals=intervals)
     except OsemnError as exc:

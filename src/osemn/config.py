@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from osemn._drift_config import CurrentWindow, DriftConfig, ReferenceWindow, SeasonalReference
+from osemn._model_config import LabelsConfig, ModelConfig, PredictionsConfig
 from osemn._slo_config import (
     AlertingConfig,
     AlertmanagerReceiver,
@@ -53,7 +54,10 @@ __all__ = [
     "DriftConfig",
     "FailuresConfig",
     "FreshnessConfig",
+    "LabelsConfig",
+    "ModelConfig",
     "OpenSLOFile",
+    "PredictionsConfig",
     "RouteConfig",
     "SLOConfig",
     "Schedule",
@@ -105,6 +109,9 @@ class Schedule:
         from osemn._units import format_duration
 
         return f"every {format_duration(self.interval)}" if self.interval else str(self.cron)
+
+
+ModelConfig.model_rebuild(_types_namespace={"Schedule": Schedule})
 
 
 class _Model(BaseModel):
@@ -270,6 +277,7 @@ class Config(_Model):
     agent: AgentConfig = AgentConfig()
     sources: dict[str, SourceConfig]
     datasets: dict[str, DatasetConfig] = {}
+    models: dict[str, ModelConfig] = {}
     slos: tuple[
         Annotated[
             Annotated[SLOConfig, Tag("slo")] | Annotated[OpenSLOFile, Tag("openslo")],
@@ -302,6 +310,8 @@ class Config(_Model):
                 "several receivers but no routes; add routes, e.g. "
                 "[{match: {severity: page}, receiver: oncall}, {receiver: hooks}]",
             )
+        for name, model in self.models.items():
+            self._check_model(name, model)
         self._expand_openslo()
         seen: set[str] = set()
         for i, slo in enumerate(self.slo_list):
@@ -318,12 +328,8 @@ class Config(_Model):
                     f"{', '.join(map(repr, self.datasets)) or 'none'}",
                 )
             if slo.model is not None:
-                raise _RefError(
-                    (*loc, "model"),
-                    f"unknown model {slo.model!r}: this osemn has no models section yet; "
-                    "use a dataset SLI (freshness, validity, completeness, volume, checks, drift)",
-                )
-            if slo.dataset is not None:
+                self._check_model_slo(slo, loc)
+            elif slo.dataset is not None:
                 self._check_slo_fits(slo, loc)
         return self
 
@@ -347,6 +353,77 @@ class Config(_Model):
                 (*loc, "window"),
                 f"window is shorter than two check intervals of {slo.dataset!r} "
                 f"({ds.schedule}); lengthen the window or check more often",
+            )
+
+    def _check_model(self, name: str, model: ModelConfig) -> None:
+        loc = ("models", name)
+        if name in self.datasets:
+            raise _RefError(
+                loc,
+                f"model {name!r} has the name of a dataset; results, metrics and SLOs name "
+                "their subject, so give the model another name",
+            )
+        sources = []
+        for part, ref in (("predictions", model.predictions), ("labels", model.labels)):
+            ds = self.datasets.get(ref.dataset)
+            if ds is None:
+                raise _RefError(
+                    (*loc, part, "dataset"),
+                    f"unknown dataset {ref.dataset!r}; defined datasets: "
+                    f"{', '.join(map(repr, self.datasets)) or 'none'}",
+                )
+            if ref.timestamp is None and ds.timestamp is None:
+                what = "prediction time" if part == "predictions" else "time a label became known"
+                raise _RefError(
+                    (*loc, part, "timestamp"),
+                    f"needs the {what}: set {part}.timestamp, or `timestamp:` on dataset "
+                    f"{ref.dataset!r}",
+                )
+            sources.append(ds.source)
+        if sources[0] != sources[1]:
+            raise _RefError(
+                (*loc, "labels", "dataset"),
+                f"labels live in source {sources[1]!r} and predictions in {sources[0]!r}; they are "
+                "joined in one query, so both datasets need the same source",
+            )
+
+    def _check_model_slo(self, slo: SLOConfig, loc: tuple[str, ...]) -> None:
+        model = self.models.get(slo.model or "")
+        if model is None:
+            raise _RefError(
+                (*loc, "model"),
+                f"unknown model {slo.model!r}; defined models: "
+                f"{', '.join(map(repr, self.models)) or 'none'}",
+            )
+        if slo.sli not in ("accuracy", "latency"):
+            raise _RefError(
+                (*loc, "sli"),
+                f"sli {slo.sli} is about a dataset; a model's SLIs are accuracy and latency",
+            )
+        if slo.dataset is not None:
+            raise _RefError(
+                (*loc, "dataset"),
+                f"sli {slo.sli} is about model {slo.model!r}; remove `dataset:`",
+            )
+        if slo.sli == "latency" and (
+            model.predictions.latency is None or model.latency_threshold is None
+        ):
+            raise _RefError(
+                (*loc, "sli"),
+                f"sli latency needs predictions.latency and latency_threshold on model "
+                f"{slo.model!r} (a prediction is good when served within the threshold)",
+            )
+        if slo.sli == "accuracy" and model.task == "regression" and model.tolerance is None:
+            raise _RefError(
+                (*loc, "sli"),
+                f"sli accuracy of regression model {slo.model!r} needs `tolerance:` on the "
+                "model (a prediction is good when |error| <= tolerance)",
+            )
+        if slo.window < 2 * schedule_interval(model.schedule):
+            raise _RefError(
+                (*loc, "window"),
+                f"window is shorter than two runs of model {slo.model!r} ({model.schedule}); "
+                "lengthen the window or run it more often",
             )
 
     def _expand_openslo(self) -> None:
@@ -540,7 +617,7 @@ def _explain(err: Any, loc: tuple[str, ...], tags: Sequence[str] = ()) -> str:
     if kind == "extra_forbidden":
         parent = loc[-2] if len(loc) >= 2 else "the top level"
         valid = _VALID_KEYS.get(loc[-2] if len(loc) >= 2 else "", _VALID_KEYS[""])
-        if len(loc) >= 3 and loc[0] in ("datasets", "sources", "slos"):
+        if len(loc) >= 3 and loc[0] in ("datasets", "sources", "slos", "models"):
             valid = _VALID_KEYS[loc[0]] if len(loc) == 3 else _VALID_KEYS.get(loc[-2], valid)
         elif loc[:2] == ("alerting", "receivers") and len(loc) == 4:
             valid = next(
@@ -575,6 +652,9 @@ _VALID_KEYS: dict[str, tuple[str, ...]] = {
     "volume": _keys(VolumeConfig),
     "failures": _keys(FailuresConfig),
     "drift": _keys(DriftConfig),
+    "models": _keys(ModelConfig),
+    "predictions": _keys(PredictionsConfig),
+    "labels": _keys(LabelsConfig),
     "reference": _keys(ReferenceWindow),
     "current": _keys(CurrentWindow),
     "seasonal": _keys(SeasonalReference),

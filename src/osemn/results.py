@@ -39,6 +39,7 @@ class CheckKind(enum.StrEnum):
     VOLUME = "volume"
     SCHEMA_CHANGE = "schema_change"
     DRIFT = "drift"
+    MODEL = "model"  # ``dataset`` of a model result is the model's name
 
 
 @dataclass(frozen=True, kw_only=True)

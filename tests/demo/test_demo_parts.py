@@ -41,6 +41,7 @@ from osemn.demo.warehouse import (
     create_demo_warehouse,
     demo_config_text,
     demo_tables,
+    model_tables,
     utc_naive,
 )
 from osemn.errors import ConfigError
@@ -147,7 +148,11 @@ def test_warehouse_has_tables_view_primary_keys_and_history(engine: sa.Engine) -
         names = set(conn.execute(sa.select(views.c.view_name).where(~views.c.internal)).scalars())
         enriched = sa.table("orders_enriched", sa.column("order_id"))
         joined = conn.execute(sa.select(sa.func.count()).select_from(enriched)).scalar()
-    assert pks == {"customers": ["customer_id"], "orders": ["order_id"]}
+    assert pks == {
+        "customers": ["customer_id"],
+        "orders": ["order_id"],
+        "predictions": ["request_id"],
+    }
     assert names == {"orders_enriched"}
     assert _column_type(engine, "orders", "order_id") == "BIGINT"
     assert _column_type(engine, "orders", "amount") == "DOUBLE"
@@ -202,7 +207,14 @@ def test_schema_yamls_are_pandera_schemas_with_the_demo_rules() -> None:
 def test_demo_config_parses_and_points_at_the_demo(tmp_path: Path) -> None:
     text = _demo_config_text(tmp_path)
     config = parse_config(text, path=str(tmp_path / "osemn.yaml"), env={})
-    assert set(config.datasets) == {"orders", "customers", "orders_enriched"}
+    assert set(config.datasets) == {
+        "orders",
+        "customers",
+        "orders_enriched",
+        "predictions",
+        "labels",
+    }
+    assert set(config.models) == {"churn"}
     orders = config.datasets["orders"]
     assert orders.timestamp == "created_at"
     assert orders.schedule.interval == timedelta(seconds=5)
@@ -438,7 +450,9 @@ def test_a_one_minute_demo_shows_every_incident_long_enough() -> None:
     stall = next(i for i in timeline.incidents if i.kind is IncidentKind.STALLED_FEED)
     # freshness fails once the newest row is older than max_age, with a check to see it
     assert stall.end - stall.start > FRESHNESS_MAX_AGE.total_seconds() + 5
-    others = sorted(i for i in timeline.incidents if i.kind is not IncidentKind.STALLED_FEED)
+    # The accuracy decay writes no order, so it may share a slot.
+    shared = (IncidentKind.STALLED_FEED, IncidentKind.ACCURACY_DECAY)
+    others = sorted(i for i in timeline.incidents if i.kind not in shared)
     assert all(a.end <= b.start for a, b in itertools.pairwise(others))
     # A retyped column is visible only while it lasts: three checks at least.
     retype = next(i for i in timeline.incidents if i.kind is IncidentKind.COLUMN_RETYPED)
@@ -690,3 +704,48 @@ def test_a_null_burst_pages_the_validity_slo_into_the_alert_file(
     slo_lines = {line.split()[0]: line for line in table.splitlines() if line.startswith("orders-")}
     assert "page 1h-5m" in slo_lines["orders-valid"]
     assert set(slo_lines) == {"orders-valid", "orders-complete", "orders-fresh", "orders-stable"}
+
+
+def test_the_churn_model_decays_and_burns_its_accuracy_slo(
+    tmp_path: Path, engine: sa.Engine, clock: SteppedClock
+) -> None:
+    """Seeded and live predictions with late labels; a decay fails accuracy and burns the SLO."""
+    predictions, labels = model_tables()
+    seeded = _scalar(engine, sa.select(sa.func.count()).select_from(predictions))
+    landed = _scalar(engine, sa.select(sa.func.count()).select_from(labels))
+    assert seeded == 1500
+    # Labels still due after the seeding instant never land: about 40% x (a minute / 10).
+    assert 0.9 * seeded < landed < seeded
+    config = parse_config(_demo_config_text(tmp_path), path=str(tmp_path / "o.yaml"), env={})
+    agent = Agent(config, clock=clock, engines={"warehouse": engine})
+    agent.open()
+    timeline = Timeline.of([(40, 80, "accuracy_decay")])
+    generator = IncidentGenerator(engine, clock=clock, timeline=timeline, seed=4)
+    seen: dict[int, dict[str, CheckResult]] = {}
+    try:
+        for tick in range(76):
+            generator.step()
+            if tick in (35, 75):  # healthy, then 35s into the decay
+                seen[tick] = {r.check: r for r in agent.run_model("churn")}
+            clock.advance(1)
+        assert agent.slos is not None
+        totals = dict(agent.slos.totals)
+    finally:
+        agent.close()
+    healthy, decayed = seen[35], seen[75]
+    assert healthy["model:accuracy"].status is Status.PASS
+    assert decayed["model:accuracy"].status is Status.FAIL
+    accuracy = decayed["model:accuracy"].measurement(
+        "model_metric", metric="accuracy", kind="realized", segment="all"
+    )
+    assert accuracy is not None and accuracy < 0.4
+    coverage = decayed["model:labels"].measurement("label_coverage_ratio")
+    assert coverage is not None and 0.4 < coverage < 0.9  # late labels still due
+    # The score-based estimate does not see a decay: it believes the scores.
+    estimated = decayed["model:accuracy"].measurement(
+        "model_metric", metric="accuracy", kind="estimated", segment="all"
+    )
+    assert estimated is not None and estimated > 0.7
+    bad, good = totals[("churn-accurate", "bad")], totals[("churn-accurate", "good")]
+    assert bad > 0 and good > 0
+    assert healthy["model:window-1"].status is Status.PASS

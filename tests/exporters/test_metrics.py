@@ -326,3 +326,42 @@ def test_concurrent_observe_and_collect(
             value(registry, "osemn_check_duration_seconds_count", dataset=f"d{i}", kind="volume")
             == 200
         )
+
+
+def model_run(segments: dict[str, float], coverage: float) -> list[CheckResult]:
+    metric = tuple(
+        Measurement(
+            name="model_metric",
+            value=v,
+            labels=(("metric", "accuracy"), ("kind", "realized"), ("segment", s)),
+        )
+        for s, v in segments.items()
+    )
+    labels = (
+        Measurement(name="predictions", value=40.0),
+        Measurement(name="label_coverage_ratio", value=coverage),
+        Measurement(name="label_delay_seconds", value=12.5, labels=(("percentile", "50"),)),
+        Measurement(name="latency_seconds", value=0.2, labels=(("percentile", "99"),)),
+    )
+    return [
+        result("model:accuracy", dataset="churn", kind=CheckKind.MODEL, measurements=metric),
+        result("model:labels", dataset="churn", kind=CheckKind.MODEL, measurements=labels),
+    ]
+
+
+def test_model_metrics_carry_the_model_and_drop_segments_no_longer_in_the_top_k(
+    collector: MetricsCollector, registry: CollectorRegistry
+) -> None:
+    collector.observe(model_run({"all": 0.8, "country=DE": 0.9, "country=FR": 0.7}, 0.5))
+    collector.observe(model_run({"all": 0.75, "country=DE": 0.6}, 0.6))
+    accuracy = {"model": "churn", "metric": "accuracy", "kind": "realized"}
+    assert value(registry, "osemn_model_metric", **accuracy, segment="all") == 0.75
+    assert value(registry, "osemn_model_metric", **accuracy, segment="country=DE") == 0.6
+    assert value(registry, "osemn_model_metric", **accuracy, segment="country=FR") is None
+    assert value(registry, "osemn_model_label_coverage_ratio", model="churn") == 0.6
+    assert value(registry, "osemn_model_predictions", model="churn") == 40
+    assert (
+        value(registry, "osemn_model_label_delay_seconds", model="churn", percentile="50") == 12.5
+    )
+    assert value(registry, "osemn_model_latency_seconds", model="churn", percentile="99") == 0.2
+    assert promtool_check(generate_latest(registry)).returncode == 0

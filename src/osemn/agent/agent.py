@@ -34,6 +34,7 @@ from osemn.rules.evaluator import SloEvaluator, SloStatus
 from osemn.sources.warehouse import Warehouse
 
 if TYPE_CHECKING:
+    from osemn.checks.model import ModelRunner
     from osemn.exporters.dispatch import Dispatcher
     from osemn.exporters.outbox import Outbox
 
@@ -90,6 +91,7 @@ class Agent:
         }
         self.schema_errors: dict[str, str] = {}
         self.runners: dict[str, DatasetRunner] = {}
+        self.model_runners: dict[str, ModelRunner] = {}
         self._latest: dict[str, list[CheckResult]] = {}
         self._lock = threading.Lock()
         self._mask_key = _mask_key()
@@ -141,6 +143,24 @@ class Agent:
                 clock=self.clock,
                 mask_key=self._mask_key,
             )
+        if self.config.models:
+            self._open_models()
+
+    def _open_models(self) -> None:
+        from osemn.checks.model import ModelRunner  # model SQL loads only with models
+
+        datasets = self.config.datasets
+        for name, model in self.config.models.items():
+            predictions = datasets[model.predictions.dataset]
+            self.model_runners[name] = ModelRunner(
+                name=name,
+                config=model,
+                predictions=predictions,
+                labels=datasets[model.labels.dataset],
+                warehouse=self.warehouses[predictions.source],
+                state=self.state,
+                clock=self.clock,
+            )
 
     def _open_alerting(self) -> None:
         from osemn.exporters.dispatch import Dispatcher  # httpx loads only with receivers
@@ -168,7 +188,22 @@ class Agent:
         """Run one dataset's checks and publish the results (state, metrics, API)."""
         runner = self.runners[name]
         results = runner.run(full=full)
-        warehouse = runner.warehouse
+        self._publish(name, runner.warehouse, results)
+        return results
+
+    def run_model(self, name: str) -> list[CheckResult]:
+        """Evaluate one model's windows and publish the results (state, metrics, API, SLIs).
+
+        Its SLI events are counted only when an SLO is about it and they are recorded
+        (not by ``osemn check``), so that no run takes events another would record.
+        """
+        runner = self.model_runners[name]
+        counted = any(slo.model == name for slo in self.config.slo_list)
+        results = runner.run(events=self._record_sli and counted)
+        self._publish(name, runner.warehouse, results)
+        return results
+
+    def _publish(self, name: str, warehouse: Warehouse, results: list[CheckResult]) -> None:
         self.metrics.set_source_up(warehouse.name, warehouse.up)
         self.metrics.observe(results)
         with self._lock:
@@ -176,13 +211,12 @@ class Agent:
         try:
             self.state.record_run(results)
         except StateError as exc:  # history is lost for this run; checks go on
-            log.error("dataset %s: results not recorded: %s", name, exc)
+            log.error("%s: results not recorded: %s", name, exc)
         if self.slos is not None and self._record_sli:
             try:
                 self.slos.record(results)
             except StateError as exc:
-                log.error("dataset %s: SLI events not recorded: %s", name, exc)
-        return results
+                log.error("%s: SLI events not recorded: %s", name, exc)
 
     # -- SLOs and alerts -------------------------------------------------------
 
@@ -250,23 +284,31 @@ class Agent:
     def run_once(
         self, datasets: Iterable[str] | None = None, *, full: bool = False
     ) -> list[CheckResult]:
-        """Run the given datasets (all by default) once, in parallel per source limits."""
-        names = list(datasets) if datasets is not None else list(self.runners)
-        unknown = [n for n in names if n not in self.runners]
+        """Run the given datasets and models (all by default) once, in parallel per source."""
+        known = [*self.runners, *self.model_runners]
+        names = list(datasets) if datasets is not None else known
+        unknown = [n for n in names if n not in known]
         if unknown:
             raise ConfigError(
                 f"unknown dataset(s) {', '.join(map(repr, unknown))}; configured: "
-                f"{', '.join(map(repr, self.runners)) or 'none'}"
+                f"{', '.join(map(repr, known)) or 'none'}"
             )
+
+        def run(name: str) -> list[CheckResult]:
+            if name in self.model_runners:
+                return self.run_model(name)
+            return self.run_dataset(name, full=full)
+
         workers = max(1, sum(s.max_concurrency for s in self.config.sources.values()))
         with ThreadPoolExecutor(max_workers=min(workers, max(len(names), 1))) as pool:
-            batches = list(pool.map(lambda n: self.run_dataset(n, full=full), names))
+            batches = list(pool.map(run, names))
         return [r for batch in batches for r in batch]
 
     def results_document(self) -> dict[str, Any]:
         """The latest result of every check, in the ``osemn check --format json`` shape."""
         with self._lock:
-            results = [r for name in self.runners for r in self._latest.get(name, [])]
+            names = [*self.runners, *self.model_runners]
+            results = [r for name in names for r in self._latest.get(name, [])]
         return results_document(results)
 
     def latest(self) -> Sequence[CheckResult]:
@@ -275,7 +317,7 @@ class Agent:
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the config is loaded and the state store answers."""
-        if not self.runners:
+        if not self.runners and not self.model_runners:
             return False, "no datasets loaded"
         if not self.state.ping():
             return False, f"state store {self.state.safe_url} does not answer"
@@ -301,6 +343,8 @@ class Agent:
         scheduler = Scheduler(max_workers=workers, jitter=self.config.agent.jitter)
         for name, ds in self.config.datasets.items():
             scheduler.add(f"dataset:{name}", ds.schedule, functools.partial(self.run_dataset, name))
+        for name, model in self.config.models.items():
+            scheduler.add(f"model:{name}", model.schedule, functools.partial(self.run_model, name))
         scheduler.add("prune", Schedule(interval=PRUNE_EVERY), self._prune)
         if self.slos is not None:
             every = Schedule(interval=self.config.alerting.evaluation_interval)

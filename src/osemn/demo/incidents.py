@@ -8,7 +8,9 @@ orders: only the drift checks see it), a stalled feed, and an upstream
 migration that retypes a column (``orders.status`` becomes INTEGER codes via
 ``ALTER TABLE ... SET DATA TYPE ... USING``, which DuckDB allows on a table
 with a primary key as long as the column itself is not indexed) and later
-restores it.
+restores it. Beside the orders it serves a churn model: predictions logged at
+once, labels landing now or up to a minute later, and an accuracy decay where
+outcomes stop matching the scores.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ from osemn.demo.warehouse import (
     FRESHNESS_MAX_AGE,
     STATUSES,
     demo_tables,
+    label_delay,
+    model_tables,
     order_amount,
     order_status,
+    prediction_row,
     utc_naive,
 )
 from osemn.errors import ConfigError
@@ -86,6 +91,7 @@ class IncidentKind(enum.StrEnum):
     STALLED_FEED = "stalled_feed"
     COLUMN_RETYPED = "column_retyped"
     DISTRIBUTION_SHIFT = "distribution_shift"
+    ACCURACY_DECAY = "accuracy_decay"
 
     @property
     def description(self) -> str:
@@ -104,6 +110,9 @@ _DESCRIPTIONS = {
     IncidentKind.DISTRIBUTION_SHIFT: (
         f"distribution shift: new orders' amounts x{SHIFT_FACTOR:g}, mostly "
         f"{' or '.join(SHIFTED_STATUSES)} (every schema rule still passes)"
+    ),
+    IncidentKind.ACCURACY_DECAY: (
+        "accuracy decay: churn outcomes stop matching the model's scores (seen as labels land)"
     ),
 }
 
@@ -175,6 +184,7 @@ class Timeline:
         # its minimum length plus a third of the spare time: the null burst, the
         # shift, then out-of-range amounts (after the shift, so the drift they cause
         # is not taken for the shift's). A retype needs no rows: it opens the stall.
+        # The model's accuracy decay touches no order, so it shares the shift's slot.
         stall_start = duration - _STALL
         spare = (duration - MIN_DURATION) / 3
         burst_slot, shift_slot = _MIN_INCIDENT + spare, _MIN_SHIFT + spare
@@ -188,6 +198,7 @@ class Timeline:
             [
                 (nulls, nulls + burst, IncidentKind.NULL_BURST.value),
                 (shifted, shifted + shift, IncidentKind.DISTRIBUTION_SHIFT.value),
+                (shifted, shifted + shift, IncidentKind.ACCURACY_DECAY.value),
                 (out_of_range, out_of_range + burst, IncidentKind.OUT_OF_RANGE.value),
                 (stall_start, retype_end, IncidentKind.COLUMN_RETYPED.value),
                 (stall_start, duration, IncidentKind.STALLED_FEED.value),
@@ -209,6 +220,7 @@ _ENDLESS = Timeline.of(
     [
         (20, 50, IncidentKind.NULL_BURST.value),
         (70, 100, IncidentKind.DISTRIBUTION_SHIFT.value),
+        (100, 125, IncidentKind.ACCURACY_DECAY.value),
         (130, 160, IncidentKind.OUT_OF_RANGE.value),
         (190, 220, IncidentKind.COLUMN_RETYPED.value),
         (240, 240 + max(_STALL, 45), IncidentKind.STALLED_FEED.value),
@@ -271,6 +283,9 @@ class IncidentGenerator:
         self._tick = tick
         self._rng = random.Random(seed)
         self._customers, self._orders = demo_tables()
+        self._predictions, self._labels = model_tables()
+        self._next_request = 0
+        self._due: list[tuple[datetime, dict[str, Any]]] = []  # labels yet to land
         self._origin: datetime | None = None
         self._emails: list[tuple[int, str]] = []
         self._next_id = 0
@@ -330,6 +345,7 @@ class IncidentGenerator:
                 self._load(conn)
             rows = self._new_orders(utc_naive(now), active)
             conn.execute(sa.insert(self._orders), rows)
+            self._serve(conn, utc_naive(now), decayed=IncidentKind.ACCURACY_DECAY in active)
         self._next_id += len(rows)
         return len(rows)
 
@@ -358,6 +374,23 @@ class IncidentGenerator:
             )
         ]
         self._next_id = int(conn.execute(sa.select(sa.func.max(o.order_id))).scalar() or 0) + 1
+        rid = self._predictions.c.request_id
+        self._next_request = int(conn.execute(sa.select(sa.func.max(rid))).scalar() or 0) + 1
+
+    def _serve(self, conn: sa.Connection, now: datetime, *, decayed: bool) -> None:
+        """Log a prediction per new order and land the labels that are due."""
+        served = []
+        for _ in range(self._rng.randint(1, 4)):
+            prediction, label = prediction_row(self._rng, self._next_request, now, decayed=decayed)
+            self._next_request += 1
+            served.append(prediction)
+            landed = now + timedelta(seconds=label_delay(self._rng))
+            self._due.append((landed, label))
+        conn.execute(sa.insert(self._predictions), served)
+        ready = [{**label, "labelled_at": at} for at, label in self._due if at <= now]
+        self._due = [(at, label) for at, label in self._due if at > now]
+        if ready:
+            conn.execute(sa.insert(self._labels), ready)
 
     def _new_orders(self, now: datetime, active: set[IncidentKind]) -> list[dict[str, Any]]:
         rows = []

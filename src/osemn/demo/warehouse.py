@@ -1,4 +1,5 @@
-"""The demo's embedded warehouse: a DuckDB file with orders, customers and a view.
+"""The demo's embedded warehouse: a DuckDB file with orders, customers, a view, and a
+churn model's predictions and (late) labels.
 
 DuckDB lets one process open a database file with one configuration only, so
 the demo opens it once, read-write, and shares that engine between the
@@ -30,12 +31,16 @@ __all__ = [
     "DRIFT_CURRENT_WINDOW",
     "DRIFT_MIN_ROWS",
     "FRESHNESS_MAX_AGE",
+    "LABEL_LATE_SHARE",
+    "MODEL_WINDOW",
     "STATUSES",
     "VOLUME_MIN_ROWS",
     "VOLUME_WINDOW",
     "create_demo_warehouse",
     "demo_config_text",
     "demo_tables",
+    "label_delay",
+    "model_tables",
     "order_amount",
     "order_status",
     "utc_naive",
@@ -61,6 +66,14 @@ _DRIFT_REFERENCE = {"window": "12h", "offset": "12h"}
 # At the live rate a per-run false alarm of the 5% default would show every few
 # minutes; 1% keeps them rare and still flags the demo's shift within ~15s.
 _DRIFT_FDR = 0.01
+
+# The churn model: evaluated over the last 30s of predictions (about 75), every check
+# interval. Most labels land at once, the rest up to a minute later, so the current
+# window is never fully labelled and the windows before it fill up as labels land.
+MODEL_WINDOW = timedelta(seconds=30)
+LABEL_LATE_SHARE = 0.4
+_LABEL_LATE_SECONDS = (10.0, 60.0)
+_LATENCY_THRESHOLD = "250ms"
 
 STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
 COUNTRIES = ("US", "DE", "FR", "GB", "NL", "ES", "JP", "BR", "IN", "CA")
@@ -100,6 +113,62 @@ def demo_tables() -> tuple[sa.Table, sa.Table]:
     return customers, orders
 
 
+def model_tables() -> tuple[sa.Table, sa.Table]:
+    """The ``predictions`` and ``labels`` tables of the demo's churn model."""
+    metadata = sa.MetaData()
+    predictions = sa.Table(
+        "predictions",
+        metadata,
+        sa.Column("request_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("predicted_at", sa.DateTime, nullable=False),
+        sa.Column("p_churn", sa.Double, nullable=False),
+        sa.Column("predicted", sa.Integer, nullable=False),
+        sa.Column("model_version", sa.String, nullable=False),
+        sa.Column("country", sa.String, nullable=False),
+        sa.Column("latency_seconds", sa.Double, nullable=False),
+    )
+    labels = sa.Table(
+        "labels",
+        metadata,
+        sa.Column("request_id", sa.BigInteger, nullable=False),
+        sa.Column("churned", sa.Integer, nullable=False),
+        sa.Column("labelled_at", sa.DateTime, nullable=False),
+    )
+    return predictions, labels
+
+
+def label_delay(rng: random.Random) -> float:
+    """Seconds until a prediction's label lands: 0 for most, up to a minute for the rest."""
+    if rng.random() >= LABEL_LATE_SHARE:
+        return 0.0
+    return rng.uniform(*_LABEL_LATE_SECONDS)
+
+
+def prediction_row(
+    rng: random.Random, request_id: int, at: datetime, *, decayed: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One served prediction and its true outcome (labelled later).
+
+    The score is a calibrated probability: the outcome is drawn from it. While
+    ``decayed`` the world has moved on and the outcome is the opposite of what
+    the model believes, so its accuracy collapses though its scores look as usual.
+    """
+    p = rng.betavariate(0.6, 1.8)
+    outcome = int(rng.random() < p)
+    if decayed:
+        outcome = 1 - outcome
+    prediction = {
+        "request_id": request_id,
+        "predicted_at": at,
+        "p_churn": round(p, 6),
+        "predicted": int(p >= 0.5),
+        "model_version": "v2" if request_id % 4 else "v1",
+        "country": rng.choice(COUNTRIES),
+        "latency_seconds": round(min(rng.lognormvariate(-3.2, 0.6), 5.0), 4),
+    }
+    return prediction, {"request_id": request_id, "churned": outcome}
+
+
 class _CreateOrReplaceView(ExecutableDDLElement):
     """``CREATE OR REPLACE VIEW name AS <select>`` (SQLAlchemy 2.0 has no CreateView)."""
 
@@ -137,15 +206,21 @@ def create_demo_warehouse(path: Path, *, clock: Callable[[], datetime]) -> sa.En
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(sa.URL.create("duckdb", database=str(path)))
     customers, orders = demo_tables()
+    predictions, labels = model_tables()
     rng = random.Random(_SEED)
     now = utc_naive(clock())
     customer_rows = _customer_rows(rng, now)
     order_rows = _order_rows(rng, now, customer_rows)
+    prediction_rows, label_rows = _model_rows(rng, now)
     with engine.begin() as conn:
         customers.metadata.drop_all(conn)
         customers.metadata.create_all(conn)
+        predictions.metadata.drop_all(conn)
+        predictions.metadata.create_all(conn)
         conn.execute(sa.insert(customers), customer_rows)
         conn.execute(sa.insert(orders), order_rows)
+        conn.execute(sa.insert(predictions), prediction_rows)
+        conn.execute(sa.insert(labels), label_rows)
         conn.execute(_CreateOrReplaceView("orders_enriched", _enriched_select(orders, customers)))
     return engine
 
@@ -202,6 +277,25 @@ def _order_rows(
     return rows
 
 
+def _model_rows(
+    rng: random.Random, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Ten minutes of predictions at the live rate, with the labels landed by ``now``.
+
+    Labels still due after ``now`` are dropped: the generator knows only its own.
+    """
+    predictions, labels = [], []
+    seconds = 600
+    for i, age in enumerate(x * 0.4 for x in range(int(seconds / 0.4))):
+        at = now - timedelta(seconds=seconds - age)
+        prediction, label = prediction_row(rng, i + 1, at)
+        predictions.append(prediction)
+        landed = at + timedelta(seconds=label_delay(rng))
+        if landed <= now:
+            labels.append({**label, "labelled_at": landed})
+    return predictions, labels
+
+
 def order_amount(rng: random.Random) -> float:
     """A plausible basket value: log-normal around 60, always within the schema's range."""
     return round(min(max(rng.lognormvariate(4.1, 0.8), 1.0), 5000.0), 2)
@@ -217,7 +311,7 @@ def order_status(rng: random.Random) -> str:
 
 
 # The demo's SLOs: its incidents (null burst, out-of-range amounts, stalled feed,
-# distribution shift) each burn one of them.
+# distribution shift, accuracy decay) each burn one of them.
 DEMO_SLOS: list[dict[str, Any]] = [
     # 99.9%: the first run checks a day of history, which a burst must outweigh.
     {"name": "orders-valid", "dataset": "orders", "sli": "validity", "objective": "99.9%"},
@@ -230,6 +324,8 @@ DEMO_SLOS: list[dict[str, Any]] = [
     },
     {"name": "orders-fresh", "dataset": "orders", "sli": "freshness", "objective": "99%"},
     {"name": "orders-stable", "dataset": "orders", "sli": "drift", "objective": "95%"},
+    # About 80% of healthy predictions are right; a decay drops that to about 20%.
+    {"name": "churn-accurate", "model": "churn", "sli": "accuracy", "objective": "75%"},
 ]
 
 
@@ -298,6 +394,40 @@ def demo_config_text(
                 "freshness": freshness,
                 "volume": volume,
                 "lateness": "10s",
+            },
+            "predictions": {
+                "source": "warehouse",
+                "table": "main.predictions",
+                "timestamp": "predicted_at",
+                "schedule": every,
+                "freshness": freshness,
+            },
+            "labels": {
+                "source": "warehouse",
+                "table": "main.labels",
+                "timestamp": "labelled_at",
+                "schedule": "every 10s",
+            },
+        },
+        "models": {
+            "churn": {
+                "predictions": {
+                    "dataset": "predictions",
+                    "id": "request_id",
+                    "score": "p_churn",
+                    "prediction": "predicted",
+                    "version": "model_version",
+                    "latency": "latency_seconds",
+                    "segments": ["country"],
+                },
+                "labels": {"dataset": "labels", "id": "request_id", "label": "churned"},
+                "task": "binary",
+                "window": format_duration(MODEL_WINDOW),
+                "relabel_windows": 3,
+                "schedule": every,
+                "latency_threshold": _LATENCY_THRESHOLD,
+                "top_k": 5,
+                "min": {"accuracy": 0.6},
             },
         },
     }

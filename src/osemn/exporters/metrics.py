@@ -52,7 +52,9 @@ class MeasurementMetric:
     ``subject`` is the label that carries ``CheckResult.dataset`` (``model`` for
     model checks); ``labels`` are the measurement's own labels, in exposition
     order. ``age`` turns a unix timestamp into seconds before now, computed at
-    scrape time so the value keeps growing between runs.
+    scrape time so the value keeps growing between runs. ``replace`` drops a
+    subject's series that a run measured no more (top-K segments come and go),
+    instead of keeping their last value.
     """
 
     measurement: str
@@ -61,6 +63,7 @@ class MeasurementMetric:
     labels: tuple[str, ...] = ()
     subject: str = "dataset"
     age: bool = False
+    replace: bool = False
 
 
 MEASUREMENT_METRICS: tuple[MeasurementMetric, ...] = (
@@ -115,6 +118,47 @@ MEASUREMENT_METRICS: tuple[MeasurementMetric, ...] = (
         measurement="drift_share",
         metric="osemn_dataset_drift_share",
         documentation="Share of the dataset's evaluated drift columns that drifted (0..1).",
+    ),
+    MeasurementMetric(
+        measurement="model_metric",
+        metric="osemn_model_metric",
+        documentation=(
+            "Model performance over the current window by prediction time: realized on the "
+            "labelled predictions, or estimated from the scores (CBPE) for the unlabelled ones; "
+            "segment is all, column=value of a top segment, or version=v."
+        ),
+        labels=("metric", "kind", "segment"),
+        subject="model",
+        replace=True,
+    ),
+    MeasurementMetric(
+        measurement="label_coverage_ratio",
+        metric="osemn_model_label_coverage_ratio",
+        documentation="Share of the current window's predictions that have a label (0..1).",
+        subject="model",
+    ),
+    MeasurementMetric(
+        measurement="label_delay_seconds",
+        metric="osemn_model_label_delay_seconds",
+        documentation=(
+            "Label time minus prediction time of the current window's labelled predictions, "
+            "by percentile (100 is the maximum)."
+        ),
+        labels=("percentile",),
+        subject="model",
+    ),
+    MeasurementMetric(
+        measurement="predictions",
+        metric="osemn_model_predictions",
+        documentation="Predictions logged in the current window.",
+        subject="model",
+    ),
+    MeasurementMetric(
+        measurement="latency_seconds",
+        metric="osemn_model_latency_seconds",
+        documentation="Serving latency of the current window's predictions, by percentile.",
+        labels=("percentile",),
+        subject="model",
     ),
 )
 
@@ -191,6 +235,7 @@ class MetricsCollector:
         for r in results:
             by_kind.setdefault((r.dataset, r.kind.value), []).append(r)
         with self._lock:
+            self._forget_replaced(results)
             for r in results:
                 for status in Status:  # zero-initialised, so the first fail shows in increase()
                     self._runs.setdefault((r.dataset, r.check, status.value), 0)
@@ -207,6 +252,19 @@ class MetricsCollector:
                 self._last_run[key] = finished
                 if all(r.status is Status.PASS for r in batch):
                     self._last_success[key] = finished
+
+    def _forget_replaced(self, results: Sequence[CheckResult]) -> None:
+        """Drop the series of ``replace`` rows of the subjects this batch measures anew."""
+        remeasured = {
+            (m.name, r.dataset)
+            for r in results
+            for m in r.measurements
+            if (row := self._rows_by_measurement.get(m.name)) is not None and row.replace
+        }
+        for name, subject in remeasured:
+            series = self._measured[name]
+            for key in [k for k in series if k[0] == subject]:
+                del series[key]
 
     def _record_measurements(self, result: CheckResult) -> None:
         for m in result.measurements:

@@ -91,7 +91,9 @@ def window_label(window: timedelta) -> str:
 
 
 def check_interval(config: Config, slo: SLOConfig) -> timedelta:
-    """How often the SLO's dataset is checked: the unit of window widening."""
+    """How often the SLO's dataset (or model) is checked: the unit of window widening."""
+    if slo.model is not None:
+        return schedule_interval(config.models[slo.model].schedule)
     if slo.dataset is None:
         raise RuleError(
             f"SLO {slo.name!r} is about model {slo.model!r}; Prometheus rules cover dataset "

@@ -1,8 +1,10 @@
-"""SLI events: what one dataset run means for each SLO, as good and bad counts.
+"""SLI events: what one dataset or model run means for each SLO, as good and bad counts.
 
 Event-based SLIs count units of data (validity: rows; completeness: cells;
-checks: check runs; drift: drift runs). Time-sliced SLIs (freshness, volume)
-count one event per evaluation: good when the dataset met its target then.
+checks: check runs; drift: drift runs; accuracy: labelled predictions, once,
+in the run after their label arrived; latency: predictions served since the
+previous run). Time-sliced SLIs (freshness, volume) count one event per
+evaluation: good when the dataset met its target then.
 
 A result that could not be judged (``error`` or ``insufficient_data``) gives no
 event, so a source that stays down shows up as the SLO's ``absent`` alert rather
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from osemn._drift_config import DRIFT_SHARE
+from osemn._model_config import LABELS_CHECK, LATENCY_CHECK
 from osemn._slo_config import SLOConfig
 from osemn.agent.schema_results import VALIDITY
 from osemn.results import CheckKind, CheckResult, Status
@@ -39,8 +42,8 @@ class SliEvent:
 
 
 def sli_event(slo: SLOConfig, results: Sequence[CheckResult]) -> SliEvent | None:
-    """The SLO's events in one run of its dataset, or None when the run judged nothing."""
-    mine = [r for r in results if r.dataset == slo.dataset]
+    """The SLO's events in one run of its dataset or model, or None when it judged nothing."""
+    mine = [r for r in results if r.dataset == slo.subject]
     counts = _COUNTERS[slo.sli](slo, mine)
     if counts is None or counts == (0, 0):
         return None
@@ -101,8 +104,25 @@ def _drift(_slo: SLOConfig, results: Sequence[CheckResult]) -> tuple[int, int] |
     return None
 
 
+def _model_events(check: str, sli: str) -> _Counter:
+    """Events a model run counted (see ``osemn.checks.model``), whatever its window showed."""
+
+    def count(_slo: SLOConfig, results: Sequence[CheckResult]) -> tuple[int, int] | None:
+        for r in results:
+            if (r.kind, r.check) != (CheckKind.MODEL, check) or r.status is Status.ERROR:
+                continue
+            good = r.measurement(f"{sli}_good_events")
+            bad = r.measurement(f"{sli}_bad_events")
+            if good is None or bad is None:
+                return None
+            return int(good), int(bad)
+        return None
+
+    return count
+
+
 def _none(_slo: SLOConfig, _results: Sequence[CheckResult]) -> tuple[int, int] | None:
-    return None  # model and feature-store SLIs are fed by their own checks, not dataset runs
+    return None  # feature-store SLIs are fed by their own probes, not check runs
 
 
 _COUNTERS: dict[str, _Counter] = {
@@ -112,7 +132,7 @@ _COUNTERS: dict[str, _Counter] = {
     "completeness": _completeness,
     "checks": _checks,
     "drift": _drift,
-    "accuracy": _none,
-    "latency": _none,
+    "accuracy": _model_events(LABELS_CHECK, "accuracy"),
+    "latency": _model_events(LATENCY_CHECK, "latency"),
     "availability": _none,
 }

@@ -1,0 +1,338 @@
+"""Model-accuracy metrics of one window, computed inside the warehouse.
+
+Predictions whose ``prediction_time`` falls in ``[start, end)`` are left-joined
+by id to the labels table; only aggregates leave the database.
+
+Join semantics:
+
+* **Duplicate label ids: the latest label wins.** Among the label rows of one id
+  with a non-NULL label, the one with the greatest ``label_time`` is used (a
+  NULL ``label_time`` loses to any time); rows with equal times are broken by
+  the greatest label value, so the choice never depends on row order.
+* Label rows whose id has no prediction in the window are ignored; a label row
+  with a NULL label is ignored (it is not ground truth).
+* A prediction without a label is *unlabelled*: it counts in ``predictions``
+  but not ``labelled`` (coverage is ``labelled / predictions``). Re-evaluating
+  a window after late labels arrive gives the metrics of the labels present then.
+* Prediction ids are expected to be unique; a repeated prediction id counts once
+  per prediction row, each with the id's latest label.
+
+Metrics (``realized``; a metric that is undefined, e.g. AUC with one class or
+precision with no predicted positive, is left out):
+
+* binary: the positive class is 1 / true. The predicted class is the
+  ``prediction`` column, else ``score >= threshold``. accuracy, precision,
+  recall, f1 as scikit-learn computes them; a labelled prediction with no
+  predicted class counts as wrong. With a score: ``log_loss`` with scikit-learn's
+  clipping of the score to ``[eps, 1 - eps]`` (eps of float64), ``brier`` (mean
+  squared error of the score), ``auc`` by Mann-Whitney on per-label score
+  histograms of ``auc_bins`` equal-width bins over [0, 1] (pairs within one bin
+  count one half; at 2,000 bins this is within 1e-3 of the exact value), and
+  ``ece`` = ``sum_b |mean score_b - positive rate_b| * n_b / n`` over 10 bins,
+  bin ``b = min(floor(10 * score), 9)``. A score outside [0, 1], or a label or
+  prediction other than 0/1/true/false, raises ``CheckError``.
+* multiclass: accuracy, ``macro_f1`` and ``weighted_f1`` over the classes seen
+  in the labelled rows' labels or predictions (scikit-learn's ``f1_score``).
+* regression: mae, rmse, mape (scikit-learn's, ``|y|`` floored at eps), r2
+  (two or more labelled rows; a constant label gives 1.0 for a perfect fit
+  and 0.0 otherwise, as scikit-learn does).
+
+``estimated`` (binary with a score): NannyML's confidence-based performance
+estimation (CBPE) over the window's *unlabelled* predictions, taking the score
+as a calibrated probability: expected TP = sum of p where the predicted class
+is 1, FP = sum of 1 - p there, FN = sum of p where it is 0, TN = sum of 1 - p
+there; accuracy, precision, recall and F1 of that expected confusion matrix.
+
+SLI events: a labelled prediction is ``good`` when correct (classification) or
+within ``tolerance`` (regression; without a tolerance no accuracy events are
+counted); a prediction with a latency is ``latency_good`` when at most
+``latency_threshold`` seconds.
+
+Slices: each segment column and the version are folded to their ``top_k``
+most frequent values in the window (ties by value), the rest into ``"other"``;
+a NULL value is the slice ``"(null)"``.
+
+Statements: one per window for regression and for binary without a score,
+two for binary with a score and for multiclass, whatever the number of
+segments and versions. The first returns one row of aggregates per slice
+(window, segment values, versions); the second per-slice score histograms
+(at most ``auc_bins * 2`` rows a slice) or per-class counts.
+
+Label-delay and latency percentiles need ``percentile_cont`` (PostgreSQL,
+DuckDB and most warehouses); on SQLite and MySQL they are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+
+from osemn.checks._model_sql import ECE_BINS, OTHER, details, dimensions, joined, totals
+from osemn.errors import CheckError, ConfigError
+
+__all__ = ["ModelTables", "Run", "WindowMetrics", "window_metrics"]
+
+Run = Callable[[sa.Executable], list[sa.Row[Any]]]
+Task = Literal["binary", "multiclass", "regression"]
+_Agg = Mapping[Any, Any]
+_Key = tuple[int, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelTables:
+    """Where a model's predictions and labels are, and how to read them.
+
+    ``predictions`` and ``labels`` are reflected tables; the other fields name
+    their columns (``latency`` in seconds) or set the metric parameters.
+    """
+
+    predictions: sa.Table
+    labels: sa.Table
+    prediction_id: str
+    prediction_time: str
+    score: str | None = None
+    prediction: str | None = None
+    version: str | None = None
+    latency: str | None = None
+    segments: tuple[str, ...] = ()
+    label_id: str
+    label: str
+    label_time: str
+    task: Task
+    threshold: float = 0.5
+    tolerance: float | None = None
+    latency_threshold: float | None = None
+    top_k: int = 10
+    auc_bins: int = 2000
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowMetrics:
+    """Metrics of one window (or of one slice of it: then ``by_*`` are empty)."""
+
+    predictions: int
+    labelled: int
+    realized: dict[str, float]
+    estimated: dict[str, float]
+    label_delay: dict[str, float]
+    latency: dict[str, float]
+    good: int
+    bad: int
+    latency_good: int
+    latency_bad: int
+    by_segment: dict[tuple[str, str], WindowMetrics] = field(default_factory=dict)
+    by_version: dict[str, WindowMetrics] = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float | None:
+        """Labelled share of the window's predictions (None without predictions)."""
+        return self.labelled / self.predictions if self.predictions else None
+
+
+def window_metrics(run: Run, spec: ModelTables, start: datetime, end: datetime) -> WindowMetrics:
+    """Metrics of the predictions made in ``[start, end)`` with the labels present now.
+
+    :param run: executes one statement and returns its rows.
+    :raises UnknownColumnError: a configured column is not in its table.
+    :raises ConfigError: the task lacks the columns it needs, or a bad parameter.
+    :raises CheckError: a score outside [0, 1] or a binary label or prediction
+        other than 0/1 in the window.
+    """
+    _check_spec(spec)
+    j = joined(spec, start, end)
+    slices: dict[_Key, _Agg] = {(int(r.dim), str(r.k)): r._mapping for r in run(totals(j, spec))}
+    whole = slices.get((0, ""))
+    if whole is None or not whole["n"]:
+        return _empty()
+    _check_values(whole, spec)
+    dims = dimensions(spec)
+    kept = {dim: [k for d, k in slices if d == i and k != OTHER] for i, dim in enumerate(dims, 1)}
+    statement = details(j, spec, kept)
+    extra: dict[_Key, list[Any]] = defaultdict(list)
+    if statement is not None:
+        for row in run(statement):
+            extra[(int(row.dim), str(row.k))].append(row)
+    metrics = {key: _metrics(agg, extra.get(key, []), spec) for key, agg in slices.items()}
+    by_segment = {
+        (spec.segments[d - 1], k): m
+        for (d, k), m in metrics.items()
+        if 1 <= d <= len(spec.segments)
+    }
+    by_version = {k: m for (d, k), m in metrics.items() if d == len(spec.segments) + 1}
+    return replace(metrics[(0, "")], by_segment=by_segment, by_version=by_version)
+
+
+def _check_spec(spec: ModelTables) -> None:
+    if spec.top_k < 1:
+        raise ConfigError(f"top_k is {spec.top_k!r}; set it to 1 or more.")
+    if spec.auc_bins < 1:
+        raise ConfigError(f"auc_bins is {spec.auc_bins!r}; set it to 1 or more (2000 by default).")
+    if spec.task not in ("binary", "multiclass", "regression"):
+        raise ConfigError(f"task {spec.task!r} is unknown; use binary, multiclass or regression.")
+
+
+def _check_values(whole: _Agg, spec: ModelTables) -> None:
+    checks = (
+        ("bad_scores", spec.predictions, spec.score, "a score outside [0, 1]"),
+        ("bad_labels", spec.labels, spec.label, "a label other than 0/1/true/false"),
+        ("bad_predictions", spec.predictions, spec.prediction, "a class other than 0/1"),
+    )
+    for name, table, column, what in checks:
+        count = _int(whole.get(name))
+        if count:
+            raise CheckError(
+                f"{count} predictions in the window have {what} in column {column!r} of "
+                f"{table.fullname!r}; a {spec.task} model's scores are probabilities of the "
+                "positive class and its labels and predicted classes are 0/1 or booleans. "
+                "Fix the data or the model's columns."
+            )
+
+
+def _empty() -> WindowMetrics:
+    return WindowMetrics(
+        predictions=0,
+        labelled=0,
+        realized={},
+        estimated={},
+        label_delay={},
+        latency={},
+        good=0,
+        bad=0,
+        latency_good=0,
+        latency_bad=0,
+    )
+
+
+def _int(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+def _float(value: Any) -> float:
+    return 0.0 if value is None else float(value)
+
+
+def _present(**values: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _metrics(agg: _Agg, extra: list[Any], spec: ModelTables) -> WindowMetrics:
+    labelled = _int(agg["labelled"])
+    if spec.task == "binary":
+        realized, estimated, good = _binary(agg, extra, spec)
+    elif spec.task == "multiclass":
+        realized, estimated, good = _multiclass(agg, extra), {}, _int(agg["correct"])
+    else:
+        realized, estimated, good = _regression(agg), {}, _int(agg.get("good"))
+    counts_events = spec.task != "regression" or spec.tolerance is not None
+    return WindowMetrics(
+        predictions=_int(agg["n"]),
+        labelled=labelled,
+        realized=realized if labelled else {},
+        estimated=estimated,
+        label_delay=_present(p50=agg["delay_p50"], p95=agg["delay_p95"], max=agg["delay_max"]),
+        latency=_present(**{q: agg.get(f"lat_{q}") for q in ("p50", "p95", "p99")}),
+        good=good if counts_events else 0,
+        bad=labelled - good if counts_events else 0,
+        latency_good=_int(agg.get("lat_good")),
+        latency_bad=_int(agg.get("lat_bad")),
+    )
+
+
+def _confusion(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
+    return _present(
+        accuracy=_ratio(tp + tn, tp + fp + fn + tn),
+        precision=_ratio(tp, tp + fp),
+        recall=_ratio(tp, tp + fn),
+        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+    )
+
+
+def _binary(
+    agg: _Agg, hist: list[Any], spec: ModelTables
+) -> tuple[dict[str, float], dict[str, float], int]:
+    tp, fp, fn, tn = (_int(agg[k]) for k in ("tp", "fp", "fn", "tn"))
+    labelled = _int(agg["labelled"])
+    realized = _confusion(tp, fp, fn, tn)
+    if labelled:  # a labelled row without a predicted class is wrong, not skipped
+        realized["accuracy"] = (tp + tn) / labelled
+    estimated: dict[str, float] = {}
+    if spec.score is None:
+        return realized, estimated, tp + tn
+    scored = _int(agg["scored"])
+    if scored:
+        realized["log_loss"] = _float(agg["log_loss_sum"]) / scored
+        realized["brier"] = _float(agg["brier_sum"]) / scored
+        realized.update(_from_histogram(hist, spec.auc_bins, scored))
+    if _int(agg["unlabelled"]):
+        estimated = _confusion(*(_float(agg[k]) for k in ("e_tp", "e_fp", "e_fn", "e_tn")))
+    return realized, estimated, tp + tn
+
+
+def _from_histogram(hist: list[Any], bins: int, scored: int) -> dict[str, float]:
+    """AUC (Mann-Whitney, within-bin ties count half) and ECE from the score histograms."""
+    pos: npt.NDArray[np.float64] = np.zeros(bins)
+    neg: npt.NDArray[np.float64] = np.zeros(bins)
+    ece_n, ece_p, ece_pos = np.zeros(ECE_BINS), np.zeros(ECE_BINS), np.zeros(ECE_BINS)
+    for row in hist:
+        n = float(row.n)
+        (pos if int(row.y) == 1 else neg)[int(row.abin)] += n
+        ece_n[int(row.ebin)] += n
+        ece_p[int(row.ebin)] += _float(row.p_sum)
+        if int(row.y) == 1:
+            ece_pos[int(row.ebin)] += n
+    out = {"ece": float(np.sum(np.abs(ece_p - ece_pos))) / scored}
+    n_pos, n_neg = float(pos.sum()), float(neg.sum())
+    if n_pos and n_neg:
+        below = np.cumsum(neg) - neg
+        out["auc"] = float(np.sum(pos * (below + 0.5 * neg))) / (n_pos * n_neg)
+    return out
+
+
+def _multiclass(agg: _Agg, classes: list[Any]) -> dict[str, float]:
+    labelled = _int(agg["labelled"])
+    if not labelled:
+        return {}
+    f1s, supports = [], []
+    for row in classes:
+        tp, support, predicted = _int(row.tp), _int(row.support), _int(row.predicted)
+        f1s.append(2 * tp / (support + predicted) if support + predicted else 0.0)
+        supports.append(support)
+    realized = {"accuracy": _int(agg["correct"]) / labelled}
+    if f1s:
+        realized["macro_f1"] = math.fsum(f1s) / len(f1s)
+        realized["weighted_f1"] = math.fsum(
+            f * s for f, s in zip(f1s, supports, strict=True)
+        ) / sum(supports)
+    return realized
+
+
+def _regression(agg: _Agg) -> dict[str, float]:
+    n = _int(agg["errors"])
+    if not n:
+        return {}
+    sq = _float(agg["sq_sum"])
+    realized = {
+        "mae": _float(agg["abs_sum"]) / n,
+        "rmse": math.sqrt(sq / n),
+        "mape": _float(agg["ape_sum"]) / n,
+    }
+    if n >= 2:
+        y_sum = _float(agg["y_sum"])
+        ss_tot = _float(agg["y_sq_sum"]) - y_sum * y_sum / n
+        if ss_tot > 0:
+            realized["r2"] = 1.0 - sq / ss_tot
+        else:  # scikit-learn's force_finite: a constant label
+            realized["r2"] = 1.0 if sq == 0 else 0.0
+    return realized
