@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -249,25 +250,58 @@ def limit_sql(db: Db, table: str, results: list[CheckResult], *, form: str) -> s
 
     ``form`` "histogram" uses DuckDB's ``histogram()`` aggregate, one per column
     (bins ``(c_{i-1}, c_i]``, osemn's rule); "filter" one ``count(*) FILTER``
-    per cut and category, the shape osemn sends and PostgreSQL's fastest (a
-    ``width_bucket`` + ``GROUPING SETS`` pass measured no faster there).
+    per cut and category, the query a user would write; "packed" PostgreSQL's
+    fastest hand-written form found (a*): per column one ``width_bucket()``
+    binary search or category ``CASE`` (behind a hashed ``IN`` past 8
+    categories) and one exact NUMERIC sum of ``10^(20 * bin)``, whose 20-digit
+    groups are the counts. It beat the filter form, ``GROUPING SETS`` over bin
+    indexes (sorted, not hashed: PostgreSQL estimates a bin index's groups as
+    its column's distinct values) and a ``LATERAL VALUES`` unpivot.
     """
     parts = ["count(*)"]
     for column in NUMERIC:
-        cuts = [f"CAST({c!r} AS DOUBLE PRECISION)" for c in _reference(results, column)["cuts"]]
+        cuts = list(_reference(results, column)["cuts"])
         if form == "histogram":
-            parts.append(f"histogram({column}, [{', '.join(cuts)}])")
+            doubles = ", ".join(f"CAST({c!r} AS DOUBLE PRECISION)" for c in cuts)
+            parts.append(f"histogram({column}, [{doubles}])")
+        elif form == "packed":
+            # lower bounds just above each cut: width_bucket counts the cuts < x
+            bounds = ", ".join(repr(math.nextafter(c, math.inf)) for c in cuts)
+            index = f"width_bucket({column}, ARRAY[{bounds}]::float8[]) + 1"
+            parts.append(_packed(index, len(cuts) + 1))
         else:
             parts.append(f"count({column})")
-            parts += [f"count(*) FILTER (WHERE {column} <= {cut})" for cut in cuts]
+            parts += [
+                f"count(*) FILTER (WHERE {column} <= CAST({c!r} AS DOUBLE PRECISION))" for c in cuts
+            ]
     for column in CATEGORICAL:
+        quoted = [
+            "'" + str(c).replace("'", "''") + "'" for c in _reference(results, column)["categories"]
+        ]
         if form == "histogram":
             parts.append(f"histogram({column})")
+        elif form == "packed":
+            whens = " ".join(f"WHEN {c} THEN {i + 1}" for i, c in enumerate(quoted))
+            index = f"CASE {column} {whens} END"
+            if len(quoted) >= 9:
+                index = f"CASE WHEN {column} IN ({', '.join(quoted)}) THEN {index} END"
+            parts.append(_packed(index, len(quoted)))
         else:
-            categories = _reference(results, column)["categories"]
-            quoted = [str(c).replace("'", "''") for c in categories]
-            parts += [f"count(*) FILTER (WHERE {column} = '{c}')" for c in quoted]
+            parts += [f"count(*) FILTER (WHERE {column} = {c})" for c in quoted]
     return f"SELECT {', '.join(parts)} FROM {db.table(table)} WHERE {_window_sql(CURRENT)}"
+
+
+def _packed(index: str, bins: int) -> str:
+    weights = ", ".join(f"1e{20 * i}" for i in range(bins))
+    return f"CAST(sum((ARRAY[{weights}]::numeric[])[{index}]) AS text)"
+
+
+def _unpacked(value: str | None, bins: int) -> list[int]:
+    total, counts = int(value or 0), []
+    for _ in range(bins):
+        total, count = divmod(total, 10**20)
+        counts.append(count)
+    return counts
 
 
 def _limit_histograms(row: sa.Row[Any], results: list[CheckResult], form: str) -> list[list[int]]:
@@ -276,10 +310,12 @@ def _limit_histograms(row: sa.Row[Any], results: list[CheckResult], form: str) -
     out: list[list[int]] = []
     for column in (*NUMERIC, *CATEGORICAL):
         ref = _reference(results, column)
+        keys = [*ref["cuts"], float("inf")] if column in NUMERIC else ref["categories"]
         if form == "histogram":
             found = values.pop(0) or {}
-            keys = [*ref["cuts"], float("inf")] if column in NUMERIC else ref["categories"]
             out.append([int(found.get(k, 0)) for k in keys])
+        elif form == "packed":
+            out.append(_unpacked(values.pop(0), len(keys)))
         elif column in NUMERIC:
             present = int(values.pop(0))
             edges = [0, *(int(values.pop(0)) for _ in ref["cuts"]), present]
@@ -477,6 +513,7 @@ class Figures:
     rows: int
     a: list[float] = field(default_factory=list)
     a_filter: list[float] = field(default_factory=list)
+    a_star: list[float] = field(default_factory=list)
     b: list[float] = field(default_factory=list)
     c: list[float] = field(default_factory=list)
     statements_b: int = 0
@@ -523,19 +560,34 @@ def bench_db(db: Db, args: argparse.Namespace, workdir: Path) -> Figures:
         form = "histogram" if db.name == "duckdb" else "filter"
         plain = limit_sql(db, table, results, form=form)
         shaped = limit_sql(db, table, results, form="filter")
+        # a*: the fastest hand-written query found, where it is not a itself
+        best = limit_sql(db, table, results, form="packed") if db.name == "postgresql" else None
         sql_file.write_text(plain)
 
         def query(sql: str) -> sa.Row[Any]:
             with engine.connect() as conn:
-                return conn.exec_driver_sql(sql).one()
+                if db.name != "duckdb":
+                    return conn.exec_driver_sql(sql).one()
+                # The limit runs with DuckDB's default memory, not the agent's cap (its
+                # 20 histogram() states do not fit in 64 MB); the cap is set back after.
+                cap = conn.exec_driver_sql("SELECT current_setting('memory_limit')").scalar()
+                conn.exec_driver_sql("RESET memory_limit")
+                try:
+                    return conn.exec_driver_sql(sql).one()
+                finally:
+                    conn.exec_driver_sql(f"SET memory_limit = '{cap}'")
 
         _, row = timed(lambda: query(plain))  # warm-up
         fig.mismatches = histogram_mismatches(row, results, form)
+        if best is not None:
+            fig.mismatches += histogram_mismatches(query(best), results, "packed")
         for rep in range(args.reps):
             print(f"  rep {rep + 1}/{args.reps}", flush=True)
             fig.a.append(timed(lambda: query(plain))[0])
             if shaped != plain:
                 fig.a_filter.append(timed(lambda: query(shaped))[0])
+            if best is not None:
+                fig.a_star.append(timed(lambda: query(best))[0])
             log.start()
             seconds, results = run_osemn(agent, full=False)
             log.active = False
@@ -580,11 +632,17 @@ def report(figures: list[Figures]) -> None:
     for f in figures:
         a, b, c = _med(f.a), _med(f.b), _med(f.c)
         a_filter = _med(f.a_filter) if f.a_filter else a
+        a_star = _med(f.a_star) if f.a_star else a
         d, e = _med(f.evidently.seconds), _med(f.scipy.seconds)
         print(f"\n{f.db}: {f.rows:,} reference + {f.rows:,} current rows x 20 columns")
         rows = [
             ("a   limit: current histograms, one query", f"{a:.3f} s", ""),
-            ("a'  the same as count(*) FILTER per bin", f"{a_filter:.3f} s", "osemn's shape"),
+            ("a'  the same as count(*) FILTER per bin", f"{a_filter:.3f} s", ""),
+            (
+                "a*  fastest hand-written form found",
+                f"{a_star:.3f} s",
+                "packed width_bucket/CASE sums" if f.a_star else "= a",
+            ),
             ("b   osemn run, stored reference", f"{b:.3f} s", ""),
             ("c   osemn first run (profiles the reference)", f"{c:.3f} s", ""),
         ]
@@ -597,7 +655,11 @@ def report(figures: list[Figures]) -> None:
             else:
                 rows.append((label, "unavailable", f"({peer.note})"))
         rows += [
-            ("b/a", f"{b / a:.2f}", f"target {TARGETS['b/a']}; b/a' {b / a_filter:.2f}"),
+            (
+                "b/a",
+                f"{b / a:.2f}",
+                f"target {TARGETS['b/a']}; b/a' {b / a_filter:.2f}; b/a* {b / a_star:.2f}",
+            ),
             ("c/a", f"{c / a:.2f}", ""),
             ("d/b", f"{d / b:.1f}", f"target {TARGETS['d/b']}"),
             ("e/b", f"{e / b:.1f}", ""),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -178,6 +182,90 @@ def test_benjamini_hochberg_equals_scipy_and_skips_none() -> None:
     expected = [p is not None and bool(next(adjusted) <= 0.05) for p in pvalues]
     assert benjamini_hochberg(pvalues, 0.05) == expected
     assert benjamini_hochberg([None, None], 0.05) == [False, False]
+
+
+# --- scipy.stats written out on scipy.special: the same floats --------------------------
+
+_counts = st.integers(min_value=2, max_value=30).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.integers(0, 10**9), min_size=k, max_size=k).filter(any),
+        st.lists(st.integers(0, 10**9), min_size=k, max_size=k).filter(any),
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_counts)
+def test_count_statistics_are_scipy_stats_bit_for_bit(pair: tuple[list[int], list[int]]) -> None:
+    ref, cur = np.asarray(pair[0]), np.asarray(pair[1])
+    assert jensen_shannon(ref, cur) == float(
+        jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2)
+    )
+    table = np.asarray([ref, cur], dtype=np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] > 1:
+        expected = stats.chi2_contingency(table, correction=False)
+        assert chi2(ref, cur) == (float(expected.statistic), float(expected.pvalue))
+    d, pvalue = ks_binned(ref, cur)
+    n, m = float(ref.sum()), float(cur.sum())
+    assert pvalue == float(np.clip(stats.kstwobign.sf(math.sqrt(n * m / (n + m)) * d), 0.0, 1.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _counts,
+    st.lists(
+        st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False),
+        min_size=40,
+        max_size=40,
+        unique=True,
+    ),
+    st.floats(1e-6, 1e6),
+)
+def test_wasserstein_is_scipy_stats_bit_for_bit(
+    pair: tuple[list[int], list[int]], points: list[float], variance: float
+) -> None:
+    k = len(pair[0])
+    cuts, low, high = tuple(sorted(points[: k - 1])), min(points) - 1.0, max(points) + 1.0
+    profiles = [
+        NumericProfile(
+            cuts=cuts,
+            counts=tuple(counts),
+            rows=sum(counts),
+            nulls=0,
+            minimum=low,
+            maximum=high,
+            mean=0.0,
+            variance=variance,
+        )
+        for counts in pair
+    ]
+    bounds = np.array([low, *cuts, high])
+    centres = (bounds[:-1] + bounds[1:]) / 2
+    expected = stats.wasserstein_distance(centres, centres, pair[0], pair[1])
+    assert wasserstein_normed(*profiles) == float(expected) / math.sqrt(variance)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0) | st.sampled_from([0.01, 0.04]), min_size=1, max_size=40))
+def test_benjamini_hochberg_is_scipy_stats_bit_for_bit(pvalues: list[float]) -> None:
+    adjusted = np.atleast_1d(stats.false_discovery_control(pvalues, method="bh"))
+    for q in {0.05, *adjusted.tolist()}:  # each adjusted value as q pins it exactly
+        assert benjamini_hochberg(pvalues, q) == [bool(a <= q) for a in adjusted]
+
+
+def test_the_drift_path_does_not_import_scipy_stats() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from osemn.checks import drift, drift_stats\n"
+        "from osemn.checks.profiles import profile_from_values\n"
+        "ref = profile_from_values(np.arange(3000.0), (999.5, 1999.5))\n"
+        "cur = profile_from_values(np.arange(3000.0) + 50, (999.5, 1999.5))\n"
+        "drift_stats.evaluate({'x': (ref, cur)}, methods={'x': drift_stats.Method.WASSERSTEIN})\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('scipy.stats', 'scipy.spatial'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # --- the decision policy ---------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ from osemn.checks.profiles import (
     numeric_profiles,
     profile_from_values,
     sample_values,
+    window_profiles,
 )
 from osemn.errors import CheckError
 from osemn.sources._dialects import reflect_table
@@ -321,3 +323,73 @@ def test_profiles_round_trip_json() -> None:
     assert CategoricalProfile.from_json(categorical.to_json()) == categorical
     with pytest.raises(CheckError, match="expected 'numeric'"):
         NumericProfile.from_json(categorical.to_json())
+
+
+# --- bin edges: every value on, next to and beyond a cut lands where the rule says ----
+
+EDGE_CUTS = (-1.5, 0.0, 0.1, 2.0**53, 1e100)
+MANY = ("a", "it's", "", "a b", "B", "é", "k6", "k7", "k8", "k9", "k10", "k11")  # hashed IN
+FEW = ("yes", "no", "maybe")
+
+
+def _edge_values() -> list[float | None]:
+    near = [v for c in EDGE_CUTS for v in (math.nextafter(c, -math.inf), c, math.nextafter(c, 1))]
+    far = [-math.inf, -1e140, -0.0, 5e-324, 1e140, math.inf, math.nan, None]
+    return [*near, *far] * 3
+
+
+def _edge_texts(categories: tuple[str, ...], extra: list[str | None]) -> list[str | None]:
+    values = [*categories, *categories[:3], "A", " a", "a ", "its", "k1", *extra]
+    return values * 2
+
+
+def test_bins_and_categories_are_exact_at_the_edges(duckdb_or_pg: Warehouse) -> None:
+    xs = _edge_values()
+    many = _edge_texts(MANY, [None, "zzz"])
+    few = _edge_texts(FEW, [None, "YES"])
+    size = max(len(xs), len(many), len(few))
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "drift_edges",
+        metadata,
+        sa.Column("x", sa.Double),
+        sa.Column("many", sa.String(10)),
+        sa.Column("few", sa.String(10)),
+        schema=duckdb_or_pg.schema,
+    )
+    metadata.create_all(duckdb_or_pg.engine)
+    rows = [
+        {
+            "x": xs[i] if i < len(xs) else None,
+            "many": many[i] if i < len(many) else None,
+            "few": few[i] if i < len(few) else None,
+        }
+        for i in range(size)
+    ]
+    with duckdb_or_pg.engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+        reflected, _ = reflect_table(conn, duckdb_or_pg.schema, "drift_edges")
+
+    def execute(statement: sa.Executable) -> list[sa.Row[Any]]:
+        with duckdb_or_pg.engine.connect() as conn:
+            return list(conn.execute(statement).fetchall())
+
+    numbers, labels = window_profiles(
+        execute,
+        reflected,
+        {"x": EDGE_CUTS},
+        {"many": MANY, "few": FEW},
+        where=None,
+        dialect=duckdb_or_pg.dialect,
+    )
+    present = [r["x"] for r in rows if r["x"] is not None]
+    # NaN is a value, not a null, and fails every `x <= cut`: the last bin
+    bins = [len(EDGE_CUTS) if math.isnan(x) else sum(c < x for c in EDGE_CUTS) for x in present]
+    expected = tuple(bins.count(i) for i in range(len(EDGE_CUTS) + 1))
+    assert numbers["x"].counts == expected
+    assert (numbers["x"].rows, numbers["x"].nulls) == (size, size - len(present))
+    for name, categories in (("many", MANY), ("few", FEW)):
+        values = [r[name] for r in rows]
+        # a current window counts no distinct values (a sort it does not need)
+        want = replace(categorical_from_values(values, categories), distinct=None)
+        assert labels[name] == want, name

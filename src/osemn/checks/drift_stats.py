@@ -15,6 +15,13 @@ ks             KS statistic D                              KS (exact on samples 
 
 The KS p-value is exact (``ks_2samp``) when database samples are given for the
 column, else the binned statistic with its asymptotic distribution.
+
+Only ``scipy.special`` is imported up front: ``scipy.stats`` pulls in
+``scipy.sparse``, ``scipy.optimize`` and ``scipy.spatial``, about 45 MB of the
+agent's resident memory, so the few of its functions used here are written out
+on ``scipy.special`` as scipy 1.17 computes them (the tests hold them equal to
+``scipy.stats`` bit for bit), and ``ks_2samp`` is imported only when exact KS
+is asked for.
 """
 
 from __future__ import annotations
@@ -27,8 +34,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
+from scipy import special
 
 from osemn.checks.profiles import CategoricalProfile, NumericProfile
 from osemn.errors import CheckError, OsemnError
@@ -129,9 +135,16 @@ def psi(ref_counts: Counts, cur_counts: Counts, *, epsilon: float = 1e-4) -> flo
 
 
 def jensen_shannon(ref_counts: Counts, cur_counts: Counts) -> float:
-    """Jensen-Shannon distance in base 2 (a metric in ``[0, 1]``)."""
+    """Jensen-Shannon distance in base 2 (a metric in ``[0, 1]``).
+
+    ``scipy.spatial.distance.jensenshannon(p, q, base=2)``, step for step.
+    """
     _same_bins(ref_counts, cur_counts)
-    return float(jensenshannon(_proportions(ref_counts), _proportions(cur_counts), base=2))
+    p, q = _proportions(ref_counts), _proportions(cur_counts)
+    p, q = p / np.sum(p), q / np.sum(q)
+    m = (p + q) / 2.0
+    js = np.sum(special.rel_entr(p, m)) + np.sum(special.rel_entr(q, m))
+    return float(np.sqrt(js / np.log(2) / 2.0))
 
 
 def hellinger(ref_counts: Counts, cur_counts: Counts) -> float:
@@ -166,10 +179,33 @@ def wasserstein_normed(profile_ref: NumericProfile, profile_cur: NumericProfile)
     if std <= 0:
         raise CheckError("the reference has no spread (std 0): a normed Wasserstein is undefined.")
     centres = _centres(profile_ref, profile_cur)
-    distance = stats.wasserstein_distance(
-        centres, centres, np.asarray(profile_ref.counts), np.asarray(profile_cur.counts)
+    distance = _wasserstein_1d(
+        centres,
+        np.asarray(profile_ref.counts, dtype=np.float64),
+        np.asarray(profile_cur.counts, dtype=np.float64),
     )
-    return float(distance) / std
+    return distance / std
+
+
+def _wasserstein_1d(
+    values: npt.NDArray[np.float64],
+    u_weights: npt.NDArray[np.float64],
+    v_weights: npt.NDArray[np.float64],
+) -> float:
+    """``scipy.stats.wasserstein_distance(values, values, u_weights, v_weights)``, step for step.
+
+    The area between the two weighted CDFs over the merged support.
+    """
+    sorter = np.argsort(values)
+    merged = np.concatenate((values, values))
+    merged.sort(kind="mergesort")
+    deltas = np.diff(merged)
+    indices = values[sorter].searchsorted(merged[:-1], "right")
+    cdfs = []
+    for weights in (u_weights, v_weights):
+        cumulative = np.concatenate(([0], np.cumsum(weights[sorter])))
+        cdfs.append(cumulative[indices] / cumulative[-1])
+    return float(np.dot(np.abs(cdfs[0] - cdfs[1]), deltas))  # what np.vecdot gives
 
 
 def chi2(ref_counts: Counts, cur_counts: Counts) -> tuple[float, float]:
@@ -183,8 +219,12 @@ def chi2(ref_counts: Counts, cur_counts: Counts) -> tuple[float, float]:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 0.0, 1.0
-    result = stats.chi2_contingency(table, correction=False)
-    return float(result.statistic), float(result.pvalue)
+    # scipy.stats.chi2_contingency(table, correction=False), step for step: expected
+    # counts from the margins, Pearson's terms summed flat, the chi-square tail.
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = np.sum(((table - expected) ** 2 / expected).ravel())
+    dof = table.shape[1] - 1
+    return float(statistic), float(special.chdtrc(dof, statistic))
 
 
 def _cramers_v(ref_counts: Counts, cur_counts: Counts) -> float:
@@ -207,23 +247,36 @@ def ks_binned(ref_counts: Counts, cur_counts: Counts) -> tuple[float, float]:
     gap = np.cumsum(_proportions(ref_counts)) - np.cumsum(_proportions(cur_counts))
     d = float(np.max(np.abs(gap)))
     n_eff = n * m / (n + m)
-    return d, float(np.clip(stats.kstwobign.sf(math.sqrt(n_eff) * d), 0.0, 1.0))
+    # scipy.stats.kstwobign.sf is special.kolmogorov on [0, inf)
+    return d, float(np.clip(special.kolmogorov(math.sqrt(n_eff) * d), 0.0, 1.0))
 
 
 def ks_exact(ref_sample: npt.ArrayLike, cur_sample: npt.ArrayLike) -> tuple[float, float]:
     """Two-sample KS test (``scipy.stats.ks_2samp``) on database samples: statistic, p."""
-    result = stats.ks_2samp(np.asarray(ref_sample), np.asarray(cur_sample))
+    from scipy.stats import ks_2samp  # only when exact KS is asked for (module docstring)
+
+    result = ks_2samp(np.asarray(ref_sample), np.asarray(cur_sample))
     return float(result.statistic), float(result.pvalue)
 
 
 def benjamini_hochberg(pvalues: Sequence[float | None], q: float) -> list[bool]:
-    """Which p-values are discoveries at false discovery rate ``q``; None is never one."""
+    """Which p-values are discoveries at false discovery rate ``q``; None is never one.
+
+    The adjusted p-values are ``scipy.stats.false_discovery_control(ps, method="bh")``,
+    step for step: ``p_(i) * m / i``, made monotone from the largest down, capped at 1.
+    """
     present = [i for i, p in enumerate(pvalues) if p is not None]
     flags = [False] * len(pvalues)
     if not present:
         return flags
-    adjusted = stats.false_discovery_control([pvalues[i] for i in present], method="bh")
-    for i, value in zip(present, np.atleast_1d(adjusted), strict=True):
+    ps = np.asarray([pvalues[i] for i in present], dtype=np.float64)
+    if ps.size > 1:
+        order = np.argsort(ps)
+        ranked = ps[order] * (ps.size / np.arange(1, ps.size + 1, dtype=np.float64))
+        np.minimum.accumulate(ranked[::-1], out=ranked[::-1])
+        ps = np.empty_like(ranked)
+        ps[order] = ranked
+    for i, value in zip(present, np.clip(ps, 0.0, 1.0), strict=True):
         flags[i] = bool(value <= q)
     return flags
 
