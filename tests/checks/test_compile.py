@@ -19,6 +19,7 @@ from typing import Any
 import pandera.pandas as pa
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.sql.expression import Grouping
 
 from osemn.checks.base import CompiledSchema, UniqueRule
 from osemn.checks.builtins import BUILTINS, exact_text
@@ -231,22 +232,41 @@ def test_ignore_na_false_fails_nulls_like_pandas(warehouse: Warehouse) -> None:
     }
 
 
-def test_every_fails_expression_is_true_or_false_never_null(warehouse: Warehouse) -> None:
+def test_a_null_fails_expression_is_a_pass_and_only_on_a_null_value(
+    warehouse: Warehouse,
+) -> None:
+    """Strict rules skip the null guard: their ``fails`` is NULL exactly on null rows.
+
+    WHERE, CASE, FILTER and OR all read NULL as "not failing", so counts are those
+    of the guarded form; rules that are not strict stay TRUE or FALSE.
+    """
     table = mixed_table(warehouse)
     schema = pa.DataFrameSchema(
         {
-            "n": pa.Column(checks=[Check.gt(3), Check.ne(5, ignore_na=False)], nullable=True),
+            "n": pa.Column(
+                checks=[Check.gt(3), Check.ne(5, ignore_na=False), Check.isin([])], nullable=True
+            ),
+            "x": pa.Column(checks=[Check.in_range(0, 99.5)], nullable=True),
             "s": pa.Column(checks=[Check.str_contains("a"), Check.isin(["a", None])]),
         }
     )
     compiled = compiled_for(warehouse, schema, table)
 
-    with warehouse.engine.connect() as conn:
-        for rule in compiled.row_rules:
-            nulls = conn.execute(
-                sa.select(sa.func.count()).select_from(table).where(rule.fails.is_(None))
-            ).scalar_one()
-            assert nulls == 0, rule.name
+    def count(*where: sa.ColumnElement[bool]) -> int:
+        stmt = sa.select(sa.func.count()).select_from(table).where(*where)
+        with warehouse.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    never_null = {"n:isin([])", "s:not_null"}  # FALSE for every row; IS NULL
+    assert never_null < {r.name for r in compiled.row_rules}
+    for rule in compiled.row_rules:
+        assert rule.column is not None
+        is_null = table.c[rule.column].is_(None)
+        expected_nulls = 0 if rule.name in never_null else count(is_null)
+        fails_null = Grouping(rule.fails).is_(None)  # NOT x IS NULL means NOT (x IS NULL)
+        assert count(fails_null) == expected_nulls, rule.name
+        assert count(fails_null, sa.not_(is_null)) == 0, rule.name
+        assert count(rule.fails) == count(sa.func.coalesce(rule.fails, sa.false())), rule.name
 
 
 def test_unique_rules_follow_pandas_duplicated(warehouse: Warehouse) -> None:

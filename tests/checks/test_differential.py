@@ -4,7 +4,9 @@ hypothesis draws small frames (ints, floats, strings, with nulls) and schemas
 that use every built-in check with random arguments, ``ignore_na``,
 ``nullable`` and ``unique``; the frame is loaded into DuckDB and PostgreSQL,
 every compiled rule is counted in SQL, and the counts are compared with
-``schema.validate(frame, lazy=True).failure_cases`` per check.
+``schema.validate(frame, lazy=True).failure_cases`` per check; the fused scan
+(grouped by costly predicates on PostgreSQL, ``count_if`` on DuckDB) must give
+the same counts and the number of rows pandera lists under any row-level check.
 
 Nulls are ``None``, never float NaN, and no value is infinite: pandas reads NaN
 as a null but PostgreSQL and DuckDB store it as a number, so a NaN row would
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 from pandera.errors import SchemaErrors
 
 from osemn.checks.compile import compile_schema
+from osemn.checks.fused import Aggregate, Predicate, fused_scan
 from tests.checks.test_compile import failing
 from tests.conftest import Warehouse
 
@@ -158,6 +161,33 @@ def expected_counts(
     return expected
 
 
+def rows_failing_any(schema: pa.DataFrameSchema, frame: pd.DataFrame, compiled: Any) -> int:
+    """Rows pandera lists under at least one row-level check (nulls included, uniqueness not)."""
+    cases = pandera_failures(schema, frame)
+    failing_rows: set[Any] = set()
+    for column, spec in schema.columns.items():
+        of_column = cases[cases["column"] == column]
+        numbers = [i for i, check in enumerate(spec.checks) if check.name != "unique_values_eq"]
+        row_level = (of_column["check"] == "not_nullable") | of_column["check_number"].isin(numbers)
+        failing_rows |= set(of_column.loc[row_level, "index"])
+    return len(failing_rows)
+
+
+def scan_counts(wh: Warehouse, table: sa.Table, compiled: Any) -> dict[str, int]:
+    """Every row rule's count and the rows failing any, from the fused scan itself."""
+    with wh.engine.connect() as conn:
+        outcome = fused_scan(
+            lambda stmt: conn.execute(stmt).all(),
+            table,
+            [Aggregate(key="rows", expr=sa.func.count(), combine="count")],
+            dialect=wh.engine.dialect,
+            predicates=[Predicate(key=r.name, fails=r.fails) for r in compiled.row_rules],
+            any_key="any",
+        )
+    assert outcome.errors == {}
+    return {k: int(v) for k, v in outcome.values.items()}
+
+
 def check_schema_unique(
     schema: pa.DataFrameSchema, frame: pd.DataFrame, compiled: Any, counts: dict[str, int]
 ) -> None:
@@ -201,6 +231,12 @@ def run_case(wh: Warehouse, frame: pd.DataFrame, schema: pa.DataFrameSchema) -> 
         expected = expected_counts(schema, frame, compiled)
         assert {k: v for k, v in counts.items() if k in expected} == expected
         check_schema_unique(schema, frame, compiled, counts)
+        scanned = scan_counts(wh, table, compiled)
+        assert scanned == {
+            "rows": len(frame),
+            **{r.name: counts[r.name] for r in compiled.row_rules},
+            **({"any": rows_failing_any(schema, frame, compiled)} if compiled.row_rules else {}),
+        }
     finally:
         metadata.drop_all(wh.engine)
 

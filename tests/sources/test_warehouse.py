@@ -124,6 +124,38 @@ def test_describe_reflects_columns_keys_and_views(
     assert [row.id for row in source.execute(sa.select(view.table.c.id))] == [2]
 
 
+def test_duckdb_reflects_in_one_statement_and_reuses_an_unchanged_reflection(
+    duckdb_warehouse: Scratch,
+) -> None:
+    """An unchanged catalog gives back the same TableInfo; any change is seen at once."""
+    wh = duckdb_warehouse
+    _orders(wh)
+    source = Warehouse("wh", SourceConfig(url=wh.url), engine=wh.engine)
+    sent: list[str] = []
+
+    def catalog_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "duckdb_" in statement:
+            sent.append(statement)
+
+    sa.event.listen(wh.engine, "after_cursor_execute", catalog_read)
+    name = wh.qualified("Order Lines")
+
+    first = source.describe(name)
+    again = source.describe(name)
+
+    assert again is first and len(sent) == 2  # one catalog statement per describe
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE "Order Lines" ADD COLUMN note VARCHAR')
+    added = source.describe(name)
+    assert added is not first and added.columns[-1] == "note"
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql('CREATE UNIQUE INDEX ix_note ON "Order Lines" (note)')
+    indexed = source.describe(name)
+    assert indexed is not added and ("note",) in indexed.unique_keys
+    assert source.describe(wh.qualified("big orders")).is_view
+    assert len(sent) == 5
+
+
 def test_describe_unknown_table_lists_what_the_schema_has(
     warehouse: Scratch, open_source: OpenSource
 ) -> None:

@@ -2,9 +2,11 @@
 
 The runner never raises: a dead source, a missing table or a check that throws
 becomes ``error`` results with the reason, so the agent and the other datasets
-go on. Statements per run: one fused aggregate query; one grouped statement
-when uniqueness is asked for and no constraint proves it; one sample per
-failing check; one sample shared by custom checks.
+go on. Statements per run: one fused aggregate query; on a full scan,
+``max(timestamp)`` apart where statistics or an index answer it without reading
+every row; one grouped statement when uniqueness is asked for and no constraint
+proves it; one sample of every failing row rule and one per duplicated key; one
+sample shared by custom checks.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from osemn.agent.schema_results import (
     INVALID,
     VALIDITY,
     SchemaResults,
-    any_fails,
     not_null_proofs,
     schema_aggregates,
+    schema_predicates,
 )
 from osemn.agent.state import StateStore
 from osemn.checks._time import as_utc, bind_time
 from osemn.checks.base import CompiledSchema
 from osemn.checks.freshness import freshness_name, freshness_result
-from osemn.checks.fused import Aggregate, ScanOutcome, count_failing, fused_scan
+from osemn.checks.fused import Aggregate, Predicate, ScanOutcome, count_where, fused_scan
 from osemn.checks.schema_change import SCHEMA_CHANGE, column_types, schema_change_result
 from osemn.checks.uniqueness import proven_by_constraint
 from osemn.checks.volume import volume_name, volume_result
@@ -46,6 +48,8 @@ __all__ = ["DatasetRunner"]
 log = logging.getLogger(__name__)
 
 _PLANNED = (CheckKind.FRESHNESS, CheckKind.VOLUME, CheckKind.DRIFT)
+# Planners that read max(column) off the end of a b-tree index instead of scanning.
+_INDEX_MAX = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
 
 
 class DatasetRunner:
@@ -72,6 +76,9 @@ class DatasetRunner:
         self.clock = clock
         self.mask_key = mask_key
         self.last_statements = 0
+        # The schema compiled for the last TableInfo: the warehouse hands the same
+        # one back while the catalog is unchanged.
+        self._compiled: tuple[TableInfo, CompiledSchema | None, dict[str, str]] | None = None
 
     # -- public ---------------------------------------------------------------
 
@@ -180,27 +187,43 @@ class DatasetRunner:
                 self._drift(run, info, ts)
             return
 
-        aggregates = [Aggregate(key="rows", expr=sa.func.count())]
+        dialect = self.warehouse.engine.dialect
+        aggregates = [Aggregate(key="rows", expr=sa.func.count(), combine="count")]
+        predicates: list[Predicate] = []
         if compiled is not None:
             aggregates += schema_aggregates(compiled, table, proven)
-        if ts is not None:
-            aggregates.append(Aggregate(key="newest", expr=sa.func.max(ts)))
+            predicates = schema_predicates(compiled)
+        apart = ScanOutcome(values={}, errors={})
+        if ts is not None and run.where is None and _cheap_max(info, ts, dialect.name):
+            # Before the scan, so the watermark never passes a row the scan did not see.
+            newest_only = [Aggregate(key="newest", expr=sa.func.max(ts))]
+            apart = fused_scan(run.execute, table, newest_only, dialect=dialect)
+        elif ts is not None:
+            aggregates.append(Aggregate(key="newest", expr=sa.func.max(ts), combine="max"))
         if self.config.volume is not None:
             in_window = (
-                count_failing(ts >= bind_time(volume_lower, ts))
+                count_where(ts >= bind_time(volume_lower, ts), dialect)
                 if ts is not None and volume_lower is not None
                 else sa.func.count()
             )
-            aggregates.append(Aggregate(key="volume", expr=in_window))
+            aggregates.append(Aggregate(key="volume", expr=in_window, combine="count"))
         outcome = fused_scan(
-            run.execute, table, aggregates, where=run.where, composite=frozenset({INVALID})
+            run.execute,
+            table,
+            aggregates,
+            dialect=dialect,
+            predicates=predicates,
+            any_key=INVALID if compiled is not None else None,
+            where=run.where,
         )
         if "rows" in outcome.errors:
             raise CheckError(outcome.errors["rows"])
+        outcome = ScanOutcome(
+            values={**outcome.values, **apart.values}, errors={**outcome.errors, **apart.errors}
+        )
         rows = int(outcome.values["rows"])
 
         if compiled is not None:
-            outcome = _recount_invalid(run, table, compiled, outcome)
             SchemaResults(
                 run=run,
                 info=info,
@@ -219,7 +242,7 @@ class DatasetRunner:
         self._freshness_result(run, outcome, newest)
         self._volume_result(run, outcome)
         self._schema_change_result(run, info)
-        if newest is not None and "newest" not in outcome.errors:
+        if newest is not None and "newest" not in outcome.errors and newest != watermark:
             self.state.set_watermark(self.name, newest)
         if self.config.drift is not None and ts is not None:
             self._drift(run, info, ts)
@@ -250,12 +273,16 @@ class DatasetRunner:
         """The schema for this table, less the not-null rules the catalog proves."""
         if self.schema is None:
             return None, {}
+        if self._compiled is not None and self._compiled[0] is info:
+            return self._compiled[1], self._compiled[2]
         from osemn.checks.compile import compile_schema  # pandas loads only with a schema
 
         compiled = compile_schema(self.schema, info.table, dialect=self.warehouse.engine.dialect)
         proven = not_null_proofs(compiled, info)
         rules = tuple(r for r in compiled.row_rules if r.name not in proven)
-        return replace(compiled, row_rules=rules), proven
+        compiled = replace(compiled, row_rules=rules)
+        self._compiled = (info, compiled, proven)
+        return compiled, proven
 
     def _volume_lower(self, now: datetime) -> datetime | None:
         volume = self.config.volume
@@ -327,22 +354,18 @@ class DatasetRunner:
         return run.finish(self.clock())
 
 
-def _recount_invalid(
-    run: RunContext, table: sa.Table, compiled: CompiledSchema, outcome: ScanOutcome
-) -> ScanOutcome:
-    """Recount invalid rows without the rules that errored (one more statement).
+def _cheap_max(info: TableInfo, ts: sa.Column[Any], dialect: str) -> bool:
+    """Whether ``max(ts)`` over the whole table costs next to nothing on its own.
 
-    The "any rule fails" aggregate contains every rule, so one bad expression
-    breaks it too; the valid rules still deserve a validity ratio.
+    DuckDB answers it from its row-group statistics; PostgreSQL, MySQL and SQLite
+    from the end of a b-tree led by ``ts``. Inside the scan it reads every row.
     """
-    if INVALID not in outcome.errors:
-        return outcome
-    good = [r for r in compiled.row_rules if r.name not in outcome.errors]
-    if not good:
-        return outcome
-    again = fused_scan(
-        run.execute, table, [Aggregate(key=INVALID, expr=any_fails(good))], where=run.where
-    )
-    errors = {k: v for k, v in outcome.errors.items() if k != INVALID}
-    errors.update(again.errors)
-    return ScanOutcome(values={**outcome.values, **again.values}, errors=errors)
+    if info.is_view:
+        return False
+    if dialect == "duckdb":
+        return True
+    if dialect not in _INDEX_MAX:
+        return False
+    leading = [list(index.columns)[:1] for index in info.table.indexes]
+    leading.append(list(info.table.primary_key.columns)[:1])
+    return any(first and first[0].name == ts.name for first in leading)

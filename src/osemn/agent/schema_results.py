@@ -2,7 +2,8 @@
 
 Counts come from the one scan; what this adds costs statements only when
 asked: one grouped statement for the uniqueness rules no constraint proves,
-one sample per failing rule, one bounded sample shared by custom checks.
+one statement sampling every failing row rule, one per duplicated key,
+one bounded sample shared by custom checks.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from sqlalchemy.engine import Dialect
 from osemn.agent._run import RunContext
 from osemn.checks.base import CompiledSchema, RowRule, UniqueRule
 from osemn.checks.custom import custom_failures, sample_statement
-from osemn.checks.failures import failing_rows, mask_rows
-from osemn.checks.fused import Aggregate, ScanOutcome, count_failing
+from osemn.checks.failures import failing_rows, failing_rows_of, mask_rows
+from osemn.checks.fused import Aggregate, Predicate, ScanOutcome
 from osemn.checks.uniqueness import duplicates_sample, proven_by_constraint, unique_counts
 from osemn.config import FailuresConfig
 from osemn.errors import CheckError, OsemnError
@@ -31,15 +32,15 @@ __all__ = [
     "INVALID",
     "VALIDITY",
     "SchemaResults",
-    "any_fails",
     "not_null_proofs",
     "schema_aggregates",
+    "schema_predicates",
 ]
 
 log = logging.getLogger(__name__)
 
 VALIDITY = "validity"
-INVALID = "invalid"  # aggregate key: rows breaking at least one row rule
+INVALID = "invalid"  # scan key: rows breaking at least one row rule
 CUSTOM_SAMPLE_ROWS = 10_000
 _KIND = CheckKind.SCHEMA
 
@@ -57,34 +58,34 @@ def not_null_proofs(compiled: CompiledSchema, info: TableInfo) -> dict[str, str]
     return out
 
 
-def any_fails(rules: Sequence[RowRule]) -> sa.ColumnElement[Any]:
-    """Rows breaking at least one of ``rules``: the numerator of the validity ratio."""
-    return count_failing(sa.or_(*(r.fails for r in rules)))
-
-
 def _not_null_rule(column: str) -> str:
     return f"{column}:not_null"
+
+
+def schema_predicates(compiled: CompiledSchema) -> list[Predicate]:
+    """The row rules, counted by the scan (and together, under :data:`INVALID`)."""
+    return [Predicate(key=r.name, fails=r.fails) for r in compiled.row_rules]
 
 
 def schema_aggregates(
     compiled: CompiledSchema, table: sa.Table, proven: Mapping[str, str]
 ) -> list[Aggregate]:
-    """The schema's share of the fused scan: failing counts, completeness, invalid rows.
+    """The schema's aggregates in the fused scan: aggregate rules and completeness.
 
     A column's non-null count is only scanned for when no ``not_null`` rule
-    already counts its nulls and no constraint rules them out.
+    already counts its nulls and no constraint (NOT NULL, primary key) rules them out.
     """
-    aggs = [Aggregate(key=r.name, expr=count_failing(r.fails)) for r in compiled.row_rules]
-    for rule in compiled.aggregate_rules:
-        aggs += [Aggregate(key=f"{rule.name}#{i}", expr=e) for i, e in enumerate(rule.aggregates)]
+    aggs = [
+        Aggregate(key=f"{rule.name}#{i}", expr=e)
+        for rule in compiled.aggregate_rules
+        for i, e in enumerate(rule.aggregates)
+    ]
     known = {r.name for r in compiled.row_rules} | set(proven)
     aggs += [
-        Aggregate(key=f"nonnull:{name}", expr=sa.func.count(table.c[name]))
+        Aggregate(key=f"nonnull:{name}", expr=sa.func.count(table.c[name]), combine="count")
         for name in compiled.columns
-        if _not_null_rule(name) not in known
+        if _not_null_rule(name) not in known and table.c[name].nullable
     ]
-    if compiled.row_rules:
-        aggs.append(Aggregate(key=INVALID, expr=any_fails(compiled.row_rules)))
     return aggs
 
 
@@ -112,12 +113,14 @@ class SchemaResults:
                 failed_rows=None if static.passed else 0,
                 note=static.detail,
             )
+        counted = [r for r in self.compiled.row_rules if r.name not in outcome.errors]
+        samples = self._samples([r for r in counted if int(outcome.values[r.name])])
         for rule in self.compiled.row_rules:
             if rule.name in outcome.errors:
                 self.run.error(_KIND, rule.name, outcome.errors[rule.name], rows=rows)
                 continue
             failed = int(outcome.values[rule.name])
-            failures = self._sample(rule) if failed else ()
+            failures = samples.get(rule.name, ())
             self.run.counted(_KIND, rule.name, failed=failed, rows=rows, failures=failures)
         self._aggregate_results(outcome, rows)
         self._unique_results(rows)
@@ -143,7 +146,7 @@ class SchemaResults:
         if f"nonnull:{column}" in outcome.values:
             return int(outcome.values[f"nonnull:{column}"])
         rule = _not_null_rule(column)
-        if rule in self.proven:
+        if rule in self.proven or not self.info.table.c[column].nullable:
             return rows
         if rule in outcome.values:
             return rows - int(outcome.values[rule])
@@ -188,12 +191,39 @@ class SchemaResults:
         wanted = [*self.info.primary_key, column, self.timestamp]
         return list(dict.fromkeys(c for c in wanted if c and c in self.info.table.c))
 
-    def _masked(self, rows: Iterable[sa.Row[Any]]) -> tuple[dict[str, object], ...]:
-        return mask_rows((r._mapping for r in rows), mask=self.failures.mask, key=self.mask_key)
+    def _masked(self, rows: Iterable[Mapping[Any, Any]]) -> tuple[dict[str, object], ...]:
+        return mask_rows(rows, mask=self.failures.mask, key=self.mask_key)
+
+    def _samples(self, rules: Sequence[RowRule]) -> dict[str, tuple[dict[str, object], ...]]:
+        """Failing rows of every rule in one statement; one per rule if that one fails."""
+        if self.failures.sample == 0 or not rules:
+            return {}
+        if len(rules) == 1:
+            return {rules[0].name: self._sample(rules[0])}
+        wanted = [self._sample_columns(r.column) for r in rules]
+        columns = list(dict.fromkeys(c for cols in wanted for c in cols))
+        stmt = failing_rows_of(
+            self.info.table,
+            [r.fails for r in rules],
+            columns,
+            limit=self.failures.sample,
+            where=self.run.where,
+        )
+        try:
+            found = self.run.execute(stmt)
+        except OsemnError as exc:  # one rule's rows may be what fails: sample them apart
+            log.info(
+                "dataset %s: one failure sample failed, sampling apart: %s", self.run.dataset, exc
+            )
+            return {r.name: self._sample(r) for r in rules}
+        position = {c: i for i, c in enumerate(columns)}
+        by_rule: list[list[dict[str, object]]] = [[] for _ in rules]
+        for row in found:
+            index = int(row[-1])  # the rule's tag comes last, after ``columns``
+            by_rule[index].append({c: row[position[c]] for c in wanted[index]})
+        return {rule.name: self._masked(rows) for rule, rows in zip(rules, by_rule, strict=True)}
 
     def _sample(self, rule: RowRule) -> tuple[dict[str, object], ...]:
-        if self.failures.sample == 0:
-            return ()
         stmt = failing_rows(
             self.info.table,
             rule.fails,
@@ -202,7 +232,7 @@ class SchemaResults:
             where=self.run.where,
         )
         try:
-            return self._masked(self.run.execute(stmt))
+            return self._masked(r._mapping for r in self.run.execute(stmt))
         except OsemnError as exc:  # the count stands; only the sample is lost
             log.warning("dataset %s: sample for %s failed: %s", self.run.dataset, rule.name, exc)
             return ()
@@ -239,7 +269,7 @@ class SchemaResults:
                     window=self.run.where,
                 )
                 try:
-                    failures = self._masked(self.run.execute(stmt))
+                    failures = self._masked(r._mapping for r in self.run.execute(stmt))
                 except OsemnError as exc:
                     log.warning(
                         "dataset %s: sample for %s failed: %s", self.run.dataset, rule.name, exc

@@ -76,9 +76,14 @@ class Target:
     def is_na(self) -> ColumnElement[bool]:
         """True where pandas would see a null."""
         na = self.col.is_(None)
+        nan = self.nan()
+        return na if nan is None else sa.or_(na, self.col == nan)
+
+    def nan(self) -> ColumnElement[float] | None:
+        """NaN, where the column can hold it as a number (pandas reads it as a null)."""
         if self.kind is Kind.FLOAT and self.engine in _NAN_ENGINES:
-            return sa.or_(na, self.col == sa.literal(float("nan"), sa.Float()))
-        return na
+            return sa.literal(float("nan"), sa.Float())
+        return None
 
     def text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         """``expr`` made to compare code point by code point (see :func:`exact_text`)."""
@@ -154,10 +159,15 @@ class Target:
 
 @dataclass(frozen=True, kw_only=True)
 class Condition:
-    """What a non-null value must satisfy; ``null_passes``: a null's fate if not ignored."""
+    """What a non-null value must satisfy; ``null_passes``: a null's fate if not ignored.
+
+    ``strict``: ``passes`` is NULL exactly where the column is (as a SQL comparison
+    with a non-null value is), so the compiler needs no null guard around it.
+    """
 
     passes: ColumnElement[bool]
     null_passes: bool = False
+    strict: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,34 +215,48 @@ def builtin(
     return register
 
 
+def _compared(
+    t: Target, op: Callable[[Any, Any], Any], value: Any, *, null_passes: bool = False
+) -> Condition:
+    """``column op value``: strict unless the value is null (NaN binds as NULL on SQLite)."""
+    return Condition(
+        passes=t.compare(op, value), null_passes=null_passes, strict=not is_null(value)
+    )
+
+
+def _strict_member(member: ColumnElement[bool]) -> bool:
+    """``IN`` over non-null values is NULL only for a null column; an empty list is FALSE."""
+    return not isinstance(member, sa.sql.elements.False_)
+
+
 @builtin("equal_to", positional=("value",))
 def _equal_to(t: Target, s: Mapping[str, Any]) -> Condition:
-    return Condition(passes=t.compare(operator.eq, s["value"]))
+    return _compared(t, operator.eq, s["value"])
 
 
 @builtin("not_equal_to", positional=("value",))
 def _not_equal_to(t: Target, s: Mapping[str, Any]) -> Condition:
-    return Condition(passes=t.compare(operator.ne, s["value"]), null_passes=True)
+    return _compared(t, operator.ne, s["value"], null_passes=True)
 
 
 @builtin("greater_than", positional=("min_value",))
 def _greater_than(t: Target, s: Mapping[str, Any]) -> Condition:
-    return Condition(passes=t.compare(operator.gt, s["min_value"]))
+    return _compared(t, operator.gt, s["min_value"])
 
 
 @builtin("greater_than_or_equal_to", positional=("min_value",))
 def _greater_than_or_equal_to(t: Target, s: Mapping[str, Any]) -> Condition:
-    return Condition(passes=t.compare(operator.ge, s["min_value"]))
+    return _compared(t, operator.ge, s["min_value"])
 
 
 @builtin("less_than", positional=("max_value",))
 def _less_than(t: Target, s: Mapping[str, Any]) -> Condition:
-    return Condition(passes=t.compare(operator.lt, s["max_value"]))
+    return _compared(t, operator.lt, s["max_value"])
 
 
 @builtin("less_than_or_equal_to", positional=("max_value",))
 def _less_than_or_equal_to(t: Target, s: Mapping[str, Any]) -> Condition:
-    return Condition(passes=t.compare(operator.le, s["max_value"]))
+    return _compared(t, operator.le, s["max_value"])
 
 
 @builtin(
@@ -244,32 +268,35 @@ def _in_range(t: Target, s: Mapping[str, Any]) -> Condition:
     low = operator.ge if s.get("include_min", True) else operator.gt
     high = operator.le if s.get("include_max", True) else operator.lt
     return Condition(
-        passes=sa.and_(t.compare(low, s["min_value"]), t.compare(high, s["max_value"]))
+        passes=sa.and_(t.compare(low, s["min_value"]), t.compare(high, s["max_value"])),
+        strict=not (is_null(s["min_value"]) or is_null(s["max_value"])),
     )
 
 
 @builtin("isin", positional=("allowed_values",))
 def _isin(t: Target, s: Mapping[str, Any]) -> Condition:
     member, null_listed = t.member(s["allowed_values"])  # a string: its characters
-    return Condition(passes=member, null_passes=null_listed)
+    return Condition(passes=member, null_passes=null_listed, strict=_strict_member(member))
 
 
 @builtin("notin", positional=("forbidden_values",))
 def _notin(t: Target, s: Mapping[str, Any]) -> Condition:
     member, null_listed = t.member(s["forbidden_values"])
-    return Condition(passes=sa.not_(member), null_passes=not null_listed)
+    return Condition(
+        passes=sa.not_(member), null_passes=not null_listed, strict=_strict_member(member)
+    )
 
 
 @builtin("str_matches", positional=("pattern",))
 def _str_matches(t: Target, s: Mapping[str, Any]) -> Condition | None:
     match = t.regex(s["pattern"], anchored=True)
-    return None if match is None else Condition(passes=match)
+    return None if match is None else Condition(passes=match, strict=True)
 
 
 @builtin("str_contains", positional=("pattern",))
 def _str_contains(t: Target, s: Mapping[str, Any]) -> Condition | None:
     match = t.regex(s["pattern"], anchored=False)
-    return None if match is None else Condition(passes=match)
+    return None if match is None else Condition(passes=match, strict=True)
 
 
 @builtin("str_startswith", positional=("string",))
@@ -277,7 +304,7 @@ def _str_startswith(t: Target, s: Mapping[str, Any]) -> Condition:
     string = str(s["string"])
     if not string:
         return Condition(passes=sa.true())
-    return Condition(passes=t.text_equals(t.prefix(len(string)), string))
+    return Condition(passes=t.text_equals(t.prefix(len(string)), string), strict=True)
 
 
 @builtin("str_endswith", positional=("string",))
@@ -285,7 +312,7 @@ def _str_endswith(t: Target, s: Mapping[str, Any]) -> Condition:
     string = str(s["string"])
     if not string:
         return Condition(passes=sa.true())
-    return Condition(passes=t.text_equals(t.suffix(len(string)), string))
+    return Condition(passes=t.text_equals(t.suffix(len(string)), string), strict=True)
 
 
 @builtin(
@@ -297,12 +324,12 @@ def _str_length(t: Target, s: Mapping[str, Any]) -> Condition | None:
     length = t.length()
     exact, low, high = s.get("exact_value"), s.get("min_value"), s.get("max_value")
     if exact is not None:
-        return Condition(passes=length == exact)
+        return Condition(passes=length == exact, strict=True)
     bounds = [
         *([length >= low] if low is not None else []),
         *([length <= high] if high is not None else []),
     ]
-    return Condition(passes=sa.and_(*bounds)) if bounds else None
+    return Condition(passes=sa.and_(*bounds), strict=True) if bounds else None
 
 
 @builtin("unique_values_eq", positional=("values",))

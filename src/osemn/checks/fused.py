@@ -1,53 +1,125 @@
-"""One scan per dataset: every aggregate of every check in a single SELECT.
+"""One scan per dataset: every aggregate and every row rule of every check in a single SELECT.
 
-When the warehouse rejects the fused statement because of one expression (an
-overflow, a bad cast, a regex the dialect refuses), the aggregates are split in
-halves and retried until the offending ones are isolated: only they report
-``error``, the rest keep their counts. Soda Core fails the whole scan instead.
+Each rule's predicate is evaluated once per row, also for the count of rows
+breaking *any* rule (the validity ratio): DuckDB finds the repeated predicates
+in ``count_if(r1 OR r2 ...)`` and evaluates them once; elsewhere the costly
+predicates (regexes, string functions and comparisons) become GROUP BY flags,
+a handful of groups whose counts add up to every rule's count and the "any"
+count exactly.
+
+When the warehouse rejects the scan because of one expression (an overflow, a
+bad cast, a regex the dialect refuses), the parts are split in halves and
+retried until the offending ones are isolated: only they report ``error``, the
+rest keep their counts. Soda Core fails the whole scan instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from osemn.errors import QueryTimeoutError, SourceError, SourceUnavailableError
 
-__all__ = ["Aggregate", "ScanOutcome", "count_failing", "fused_scan"]
+__all__ = [
+    "Aggregate",
+    "Combine",
+    "Predicate",
+    "ScanOutcome",
+    "count_where",
+    "fused_scan",
+]
 
 Execute = Callable[[sa.Executable], Sequence[sa.Row[Any]]]
+Combine = Literal["count", "max", "min"]
+"""How one aggregate's values over row groups add up to its value over the table."""
+
+# At most 2**6 groups: flags beyond these are counted like cheap predicates.
+_MAX_FLAGS = 6
+_CHEAP_FUNCTIONS = frozenset({"coalesce", "nullif"})
+_COMPARISONS = frozenset(
+    {
+        operators.eq,
+        operators.ne,
+        operators.lt,
+        operators.le,
+        operators.gt,
+        operators.ge,
+        operators.in_op,
+        operators.not_in_op,
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Aggregate:
-    """One aggregate expression of the scan, named by the check it serves."""
+    """One aggregate expression of the scan, named by the check it serves.
+
+    ``combine`` says how it adds up over row groups (``count``: a sum that is 0
+    over no rows); an aggregate without one (``count(DISTINCT ...)``) keeps the
+    scan ungrouped.
+    """
 
     key: str
     expr: ColumnElement[Any]
+    combine: Combine | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Predicate:
+    """A row rule: the scan counts the rows where ``fails`` is TRUE (NULL is a pass)."""
+
+    key: str
+    fails: ColumnElement[bool]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScanOutcome:
-    """Values by aggregate key, and the errors of aggregates the split isolated."""
+    """Values by aggregate or predicate key, and the errors of parts the split isolated."""
 
     values: Mapping[str, Any]
     errors: Mapping[str, str]
 
 
-def count_failing(fails: ColumnElement[bool]) -> ColumnElement[Any]:
-    """``SUM(CASE WHEN fails THEN 1 ELSE 0 END)``: rows that break a rule, 0 on no rows."""
-    return sa.func.coalesce(sa.func.sum(sa.case((fails, 1), else_=0)), 0)
+def count_where(cond: ColumnElement[bool], dialect: Dialect) -> ColumnElement[Any]:
+    """Rows where ``cond`` is TRUE, 0 over no rows, in the cheapest form the dialect has.
+
+    ``count_if`` (DuckDB) and ``FILTER`` (PostgreSQL) cost about a tenth less
+    than ``SUM(CASE WHEN ...)``, which the other dialects get.
+    """
+    if dialect.name == "duckdb":  # count_if is NULL over no rows
+        return sa.func.coalesce(sa.func.count_if(cond, type_=sa.BigInteger), 0)
+    if dialect.name == "postgresql":
+        return sa.func.count().filter(cond)
+    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
 
 
-def _select(
-    table: sa.FromClause, aggregates: Sequence[Aggregate], where: ColumnElement[bool] | None
-) -> sa.Select[Any]:
-    stmt = sa.select(*(a.expr.label(f"a{i}") for i, a in enumerate(aggregates))).select_from(table)
-    return stmt if where is None else stmt.where(where)
+def _costly(expr: ColumnElement[Any]) -> bool:
+    """Whether ``expr`` calls a function, matches a regex or compares strings.
+
+    Cheap: IS NULL and comparisons of numbers and times, which PostgreSQL
+    evaluates again in the "any" count for less than a GROUP BY flag costs.
+    Strings compare through a function call per value (an IN list: one per item).
+    """
+    for node in visitors.iterate(expr):
+        if isinstance(node, FunctionElement) and node.name.lower() not in _CHEAP_FUNCTIONS:
+            return True
+        operator = getattr(node, "operator", None)
+        if operator is not None and "regexp" in getattr(operator, "__name__", ""):
+            return True
+        if (
+            isinstance(node, BinaryExpression)
+            and node.operator in _COMPARISONS
+            and isinstance(node.left.type, sa.String)
+        ):
+            return True
+    return False
 
 
 def fused_scan(
@@ -55,47 +127,161 @@ def fused_scan(
     table: sa.FromClause,
     aggregates: Sequence[Aggregate],
     *,
+    dialect: Dialect,
+    predicates: Sequence[Predicate] = (),
+    any_key: str | None = None,
     where: ColumnElement[bool] | None = None,
-    composite: frozenset[str] = frozenset(),
 ) -> ScanOutcome:
-    """Evaluate ``aggregates`` over ``table`` (filtered by ``where``) in one statement.
+    """Evaluate ``aggregates`` and count ``predicates`` over ``table`` in one statement.
 
-    ``composite`` names aggregates built from all the others (e.g. "any rule
-    fails"): one bad part breaks them, so after a failure they are not retried
-    but reported in ``errors`` for the caller to rebuild from the good parts.
+    ``any_key`` names the count of rows breaking at least one predicate. After a
+    failure it is counted again over the predicates that work (one statement).
 
     Raises:
         SourceUnavailableError: the source is down (nothing can be isolated).
         QueryTimeoutError: the scan ran out of time (splitting would only cost more).
     """
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    scan = _Scan(execute=execute, table=table, dialect=dialect, where=where)
+    try:
+        return scan.first(aggregates, predicates, any_key)
+    except (SourceUnavailableError, QueryTimeoutError):
+        raise
+    except SourceError as exc:
+        # Is it one expression, or the table itself (permissions, a broken view)?
+        # One probe decides, so a table-wide error costs 2 statements instead of
+        # 2n-1; the probe's own error propagates.
+        scan.values([Aggregate(key="rows", expr=sa.func.count())])
+        return scan.isolate(aggregates, predicates, any_key, str(exc))
 
-    def attempt(group: Sequence[Aggregate], *, first: bool = False) -> None:
-        if not group:
-            return
-        try:
-            rows = execute(_select(table, group, where))
-        except (SourceUnavailableError, QueryTimeoutError):
-            raise
-        except SourceError as exc:
-            if first:
-                # Is it one expression, or the table itself (permissions, a broken
-                # view)? One probe decides, so a table-wide error costs 2 statements
-                # instead of 2n-1; the probe's own error propagates.
-                execute(_select(table, [Aggregate(key="rows", expr=sa.func.count())], where))
-                errors.update((a.key, str(exc)) for a in group if a.key in composite)
-                group = [a for a in group if a.key not in composite]
-                if not group:
+
+@dataclass(frozen=True, kw_only=True)
+class _Scan:
+    execute: Execute
+    table: sa.FromClause
+    dialect: Dialect
+    where: ColumnElement[bool] | None
+
+    def first(
+        self,
+        aggregates: Sequence[Aggregate],
+        predicates: Sequence[Predicate],
+        any_key: str | None,
+    ) -> ScanOutcome:
+        flags: list[Predicate] = []
+        if self.dialect.name != "duckdb" and all(a.combine for a in aggregates):
+            flags = [p for p in predicates if _costly(p.fails)][:_MAX_FLAGS]
+        if not flags:
+            parts = [*aggregates, *self.counts(predicates)]
+            if any_key is not None and predicates:
+                parts.append(self.any_of(any_key, predicates))
+            return ScanOutcome(values=self.values(parts), errors={})
+        return ScanOutcome(values=self.grouped(aggregates, predicates, flags, any_key), errors={})
+
+    def counts(self, predicates: Iterable[Predicate]) -> list[Aggregate]:
+        return [
+            Aggregate(key=p.key, expr=count_where(p.fails, self.dialect), combine="count")
+            for p in predicates
+        ]
+
+    def any_of(self, key: str, predicates: Sequence[Predicate]) -> Aggregate:
+        anyone = sa.or_(*(p.fails for p in predicates))
+        return Aggregate(key=key, expr=count_where(anyone, self.dialect), combine="count")
+
+    def select(
+        self, parts: Sequence[Aggregate], keys: Sequence[ColumnElement[Any]] = ()
+    ) -> sa.Select[Any]:
+        labelled = [*(k.label(f"g{i}") for i, k in enumerate(keys))]
+        labelled += [a.expr.label(f"a{i}") for i, a in enumerate(parts)]
+        stmt = sa.select(*labelled).select_from(self.table)
+        if self.where is not None:
+            stmt = stmt.where(self.where)
+        return stmt.group_by(*keys) if keys else stmt
+
+    def values(self, parts: Sequence[Aggregate]) -> dict[str, Any]:
+        row = self.execute(self.select(parts))[0]
+        return {a.key: row[i] for i, a in enumerate(parts)}
+
+    def grouped(
+        self,
+        aggregates: Sequence[Aggregate],
+        predicates: Sequence[Predicate],
+        flags: Sequence[Predicate],
+        any_key: str | None,
+    ) -> dict[str, Any]:
+        """One row per combination of flags; every count is a sum over the groups.
+
+        The flags are booleans, never NULL, so PostgreSQL plans two groups per flag
+        and aggregates in parallel (an integer mask would look like one group per row).
+        """
+        flagged = {p.key for p in flags}
+        rest = [p for p in predicates if p.key not in flagged]
+        size = Aggregate(key="", expr=sa.func.count(), combine="count")  # rows of the group
+        parts = [size, *aggregates, *self.counts(rest)]
+        if any_key is not None and rest:
+            parts.append(self.any_of(any_key, rest))
+        keys = [sa.case((p.fails, sa.true()), else_=sa.false()) for p in flags]
+        groups = [
+            (tuple(r[: len(keys)]), r[len(keys) :]) for r in self.execute(self.select(parts, keys))
+        ]
+        out: dict[str, Any] = {
+            a.key: _combine(a.combine, [got[i] for _, got in groups])
+            for i, a in enumerate(parts)
+            if i
+        }
+        for j, p in enumerate(flags):
+            out[p.key] = sum(int(got[0]) for set_, got in groups if set_[j])
+        if any_key is not None:
+            # A row breaking a flagged rule is in a group with that flag set: all of
+            # the group counts. In the group with none set, the rows breaking one of
+            # the rest do (the last part).
+            out[any_key] = sum(int(got[0]) for set_, got in groups if any(set_))
+            if rest:
+                out[any_key] += sum(int(got[-1]) for set_, got in groups if not any(set_))
+        return out
+
+    def isolate(
+        self,
+        aggregates: Sequence[Aggregate],
+        predicates: Sequence[Predicate],
+        any_key: str | None,
+        error: str,
+    ) -> ScanOutcome:
+        """Bisect the parts down to the ones the warehouse rejects; recount "any" without them."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+
+        def attempt(group: Sequence[Aggregate], known: str | None = None) -> None:
+            if not group:
+                return
+            if known is None:
+                try:
+                    values.update(self.values(group))
                     return
+                except (SourceUnavailableError, QueryTimeoutError):
+                    raise
+                except SourceError as exc:
+                    known = str(exc)
             if len(group) == 1:
-                errors[group[0].key] = str(exc)
+                errors[group[0].key] = known
                 return
             middle = len(group) // 2
             attempt(group[:middle])
             attempt(group[middle:])
-            return
-        values.update((a.key, rows[0][i]) for i, a in enumerate(group))
 
-    attempt(aggregates, first=True)
-    return ScanOutcome(values=values, errors=errors)
+        attempt([*aggregates, *self.counts(predicates)], error)
+        if any_key is not None and predicates:
+            good = [p for p in predicates if p.key not in errors]
+            if good:
+                attempt([self.any_of(any_key, good)])
+            else:
+                errors[any_key] = error
+        return ScanOutcome(values=values, errors=errors)
+
+
+def _combine(how: Combine | None, values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if how == "count":
+        return sum(int(v) for v in present)
+    if not present:
+        return None
+    return max(present) if how == "max" else min(present)

@@ -169,6 +169,8 @@ class Warehouse:
         self._backoff = _Backoff(clock)
         self._last_error = ""
         self._in_flight: set[_InFlight] = set()
+        # DuckDB: the last reflection of each table and the catalog rows it came from.
+        self._reflected: dict[str, tuple[_dialects.DuckDBCatalog, TableInfo]] = {}
 
     def _create_engine(self) -> sa.Engine:
         with map_sqlalchemy_errors(self.name, url=self._url):
@@ -352,8 +354,17 @@ class Warehouse:
     def _reflect(self, conn: sa.Connection, name: str) -> TableInfo:
         schema_part, _, table_name = name.rpartition(".")
         schema = schema_part or None
+        catalog = None
+        if conn.dialect.name == "duckdb":
+            # One catalog statement; an unchanged catalog gives back the same TableInfo,
+            # so the schema compiled for it and SQLAlchemy's compiled statements are reused.
+            catalog = _dialects.duckdb_catalog(conn, schema, table_name)
+            with self._lock:
+                known = self._reflected.get(name)
+            if known is not None and known[0] == catalog:
+                return known[1]
         try:
-            table, is_view = _dialects.reflect_table(conn, schema, table_name)
+            table, is_view = _dialects.reflect_table(conn, schema, table_name, catalog=catalog)
         except sa.exc.NoSuchTableError:
             raise self._unknown_table(conn, name, schema) from None
         except sa.exc.DBAPIError:
@@ -368,7 +379,7 @@ class Warehouse:
         for index in table.indexes:
             if index.unique:
                 unique[tuple(column.name for column in index.columns)] = None
-        return TableInfo(
+        info = TableInfo(
             source=self.name,
             name=name,
             table=table,
@@ -376,6 +387,10 @@ class Warehouse:
             unique_keys=tuple(key for key in unique if key),
             is_view=is_view,
         )
+        if catalog is not None:
+            with self._lock:
+                self._reflected[name] = (catalog, info)
+        return info
 
     def _unknown_table(
         self, conn: sa.Connection, name: str, schema: str | None
