@@ -529,7 +529,7 @@ def report(figures: list[Figures]) -> None:
             (
                 "    b's statements",
                 " + ".join(f"{s:.3f}" for s in per_statement) + " s",
-                "1: totals per slice, 2: score histograms per slice",
+                "1: slice value counts, 2: every slice in one join, 3: percentiles",
             ),
             ("    ModelRunner via Agent.run_model", f"{_med(f.runner):.3f} s", "+3 older windows"),
             ("b/a", f"{b / a:.2f}", f"target {TARGETS['b/a']}"),

@@ -52,14 +52,19 @@ Slices: each segment column and the version are folded to their ``top_k``
 most frequent values in the window (ties by value), the rest into ``"other"``;
 a NULL value is the slice ``"(null)"``.
 
-Statements: one per window for regression and for binary without a score,
-two for binary with a score and for multiclass, whatever the number of
-segments and versions. The first returns one row of aggregates per slice
-(window, segment values, versions); the second per-slice score histograms
-(at most ``auc_bins * 2`` rows a slice) or per-class counts.
+Statements (see :mod:`osemn.checks._model_sql`), whatever the number of
+segments and versions: the slice columns' value counts (only when there are
+slice columns; no join), then every slice's aggregates in one pass over the
+join (one row per slice), then the percentiles (only with labels or a latency
+column). The join of predictions to labels runs once.
 
-Label-delay and latency percentiles need ``percentile_cont`` (PostgreSQL,
-DuckDB and most warehouses); on SQLite and MySQL they are left out.
+Percentiles are of the whole window, not per slice (a slice reports its
+maximum label delay): label delay p50/p95 and latency p50/p95/p99 as
+``percentile_cont`` computes them, exactly for windows of up to 100,000
+predictions and from a uniform random sample of about 100,000 above that, so
+that the warehouse never sorts more than that many values. They need
+``percentile_cont`` (PostgreSQL, DuckDB and most warehouses); on SQLite and
+MySQL they are left out.
 """
 
 from __future__ import annotations
@@ -71,11 +76,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 import sqlalchemy as sa
 
-from osemn.checks._model_sql import ECE_BINS, OTHER, details, dimensions, joined, totals
+from osemn.checks._model_slices import window_slices
+from osemn.checks._model_sql import OTHER, dimensions, joined, percentiles, top_values
 from osemn.errors import CheckError, ConfigError
 
 __all__ = ["ModelTables", "Run", "WindowMetrics", "window_metrics"]
@@ -147,27 +151,47 @@ def window_metrics(run: Run, spec: ModelTables, start: datetime, end: datetime) 
         other than 0/1 in the window.
     """
     _check_spec(spec)
-    j = joined(spec, start, end)
-    slices: dict[_Key, _Agg] = {(int(r.dim), str(r.k)): r._mapping for r in run(totals(j, spec))}
+    # Building the join resolves every configured column before any statement runs.
+    joined(spec, start, end, dict.fromkeys(dimensions(spec), ()))
+    kept = _top_values(run, spec, start, end)
+    j = joined(spec, start, end, kept)
+    names = [[""], *([OTHER, *kept[d]] for d in dimensions(spec))]
+    slices: dict[_Key, _Agg] = {
+        (int(r.dim), names[int(r.dim)][int(r.k)]): r._mapping
+        for r in run(window_slices(j, spec, kept))
+    }
     whole = slices.get((0, ""))
     if whole is None or not whole["n"]:
         return _empty()
     _check_values(whole, spec)
-    dims = dimensions(spec)
-    kept = {dim: [k for d, k in slices if d == i and k != OTHER] for i, dim in enumerate(dims, 1)}
-    statement = details(j, spec, kept)
-    extra: dict[_Key, list[Any]] = defaultdict(list)
-    if statement is not None:
-        for row in run(statement):
-            extra[(int(row.dim), str(row.k))].append(row)
-    metrics = {key: _metrics(agg, extra.get(key, []), spec) for key, agg in slices.items()}
+    metrics = {key: _metrics(agg, spec) for key, agg in slices.items()}
+    window = metrics[(0, "")]
+    if spec.latency is not None or window.labelled:
+        (row,) = run(percentiles(spec, start, end, window.predictions))
+        window = replace(
+            window,
+            label_delay={**_present(p50=row.delay_p50, p95=row.delay_p95), **window.label_delay},
+            latency=_present(**{q: getattr(row, f"lat_{q}", None) for q in ("p50", "p95", "p99")}),
+        )
     by_segment = {
         (spec.segments[d - 1], k): m
         for (d, k), m in metrics.items()
         if 1 <= d <= len(spec.segments)
     }
     by_version = {k: m for (d, k), m in metrics.items() if d == len(spec.segments) + 1}
-    return replace(metrics[(0, "")], by_segment=by_segment, by_version=by_version)
+    return replace(window, by_segment=by_segment, by_version=by_version)
+
+
+def _top_values(
+    run: Run, spec: ModelTables, start: datetime, end: datetime
+) -> dict[str, list[str]]:
+    """Each slice dimension's ``top_k`` most frequent values (ties by value)."""
+    dims = dimensions(spec)
+    statement = top_values(spec, start, end)
+    counts: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for row in run(statement) if statement is not None else []:
+        counts[int(row.dim)].append((-int(row.n), str(row.k)))
+    return {dim: [k for _, k in sorted(counts[i])[: spec.top_k]] for i, dim in enumerate(dims, 1)}
 
 
 def _check_spec(spec: ModelTables) -> None:
@@ -227,12 +251,12 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
-def _metrics(agg: _Agg, extra: list[Any], spec: ModelTables) -> WindowMetrics:
+def _metrics(agg: _Agg, spec: ModelTables) -> WindowMetrics:
     labelled = _int(agg["labelled"])
     if spec.task == "binary":
-        realized, estimated, good = _binary(agg, extra, spec)
+        realized, estimated, good = _binary(agg, spec)
     elif spec.task == "multiclass":
-        realized, estimated, good = _multiclass(agg, extra), {}, _int(agg["correct"])
+        realized, estimated, good = _multiclass(agg), {}, _int(agg["correct"])
     else:
         realized, estimated, good = _regression(agg), {}, _int(agg.get("good"))
     counts_events = spec.task != "regression" or spec.tolerance is not None
@@ -241,8 +265,8 @@ def _metrics(agg: _Agg, extra: list[Any], spec: ModelTables) -> WindowMetrics:
         labelled=labelled,
         realized=realized if labelled else {},
         estimated=estimated,
-        label_delay=_present(p50=agg["delay_p50"], p95=agg["delay_p95"], max=agg["delay_max"]),
-        latency=_present(**{q: agg.get(f"lat_{q}") for q in ("p50", "p95", "p99")}),
+        label_delay=_present(max=agg["delay_max"]),
+        latency={},
         good=good if counts_events else 0,
         bad=labelled - good if counts_events else 0,
         latency_good=_int(agg.get("lat_good")),
@@ -259,9 +283,7 @@ def _confusion(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
     )
 
 
-def _binary(
-    agg: _Agg, hist: list[Any], spec: ModelTables
-) -> tuple[dict[str, float], dict[str, float], int]:
+def _binary(agg: _Agg, spec: ModelTables) -> tuple[dict[str, float], dict[str, float], int]:
     tp, fp, fn, tn = (_int(agg[k]) for k in ("tp", "fp", "fn", "tn"))
     labelled = _int(agg["labelled"])
     realized = _confusion(tp, fp, fn, tn)
@@ -274,47 +296,24 @@ def _binary(
     if scored:
         realized["log_loss"] = _float(agg["log_loss_sum"]) / scored
         realized["brier"] = _float(agg["brier_sum"]) / scored
-        realized.update(_from_histogram(hist, spec.auc_bins, scored))
+        realized["ece"] = _float(agg["ece_sum"]) / scored
+        pos, neg = _int(agg["auc_pos"]), _int(agg["auc_neg"])
+        if pos and neg:
+            realized["auc"] = int(agg["u2"]) / (2 * pos * neg)
     if _int(agg["unlabelled"]):
         estimated = _confusion(*(_float(agg[k]) for k in ("e_tp", "e_fp", "e_fn", "e_tn")))
     return realized, estimated, tp + tn
 
 
-def _from_histogram(hist: list[Any], bins: int, scored: int) -> dict[str, float]:
-    """AUC (Mann-Whitney, within-bin ties count half) and ECE from the score histograms."""
-    pos: npt.NDArray[np.float64] = np.zeros(bins)
-    neg: npt.NDArray[np.float64] = np.zeros(bins)
-    ece_n, ece_p, ece_pos = np.zeros(ECE_BINS), np.zeros(ECE_BINS), np.zeros(ECE_BINS)
-    for row in hist:
-        n = float(row.n)
-        (pos if int(row.y) == 1 else neg)[int(row.abin)] += n
-        ece_n[int(row.ebin)] += n
-        ece_p[int(row.ebin)] += _float(row.p_sum)
-        if int(row.y) == 1:
-            ece_pos[int(row.ebin)] += n
-    out = {"ece": float(np.sum(np.abs(ece_p - ece_pos))) / scored}
-    n_pos, n_neg = float(pos.sum()), float(neg.sum())
-    if n_pos and n_neg:
-        below = np.cumsum(neg) - neg
-        out["auc"] = float(np.sum(pos * (below + 0.5 * neg))) / (n_pos * n_neg)
-    return out
-
-
-def _multiclass(agg: _Agg, classes: list[Any]) -> dict[str, float]:
+def _multiclass(agg: _Agg) -> dict[str, float]:
     labelled = _int(agg["labelled"])
     if not labelled:
         return {}
-    f1s, supports = [], []
-    for row in classes:
-        tp, support, predicted = _int(row.tp), _int(row.support), _int(row.predicted)
-        f1s.append(2 * tp / (support + predicted) if support + predicted else 0.0)
-        supports.append(support)
     realized = {"accuracy": _int(agg["correct"]) / labelled}
-    if f1s:
-        realized["macro_f1"] = math.fsum(f1s) / len(f1s)
-        realized["weighted_f1"] = math.fsum(
-            f * s for f, s in zip(f1s, supports, strict=True)
-        ) / sum(supports)
+    classes = _int(agg["classes"])
+    if classes:
+        realized["macro_f1"] = _float(agg["f1_sum"]) / classes
+        realized["weighted_f1"] = _float(agg["f1_weighted_sum"]) / labelled
     return realized
 
 
