@@ -380,3 +380,42 @@ def test_accuracy_of_a_regression_model_needs_a_tolerance() -> None:
     )
     ok = parse_config(text.replace("task: regression", "task: regression\n    tolerance: 2") + slo)
     assert ok.models["churn"].tolerance == 2
+
+
+def test_lineage_block() -> None:
+    config = parse_config(
+        GOOD + "lineage:\n  schedule: every 2h\n  roots: [orders]\n  dbt_manifest: target/m.json\n"
+        "  openlineage: {namespace: dq, transport: {type: file, log_file_path: ev.jsonl}}\n",
+        env={},
+    )
+    assert config.lineage is not None
+    assert config.lineage.schedule.interval == timedelta(hours=2)
+    assert config.lineage.roots == ("orders",)
+    assert config.lineage.openlineage is not None
+    assert config.lineage.openlineage.transport == {"type": "file", "log_file_path": "ev.jsonl"}
+    defaults = parse_config(GOOD + "lineage: {}\n", env={}).lineage
+    assert defaults is not None and defaults.schedule.interval == timedelta(hours=1)
+    assert parse_config(GOOD, env={}).lineage is None
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("lineage: {roots: [nope]}", "osemn.yaml:20: lineage.roots.0: unknown dataset 'nope'"),
+        ("lineage: {sources: [nope]}", "osemn.yaml:20: lineage.sources.0: unknown source 'nope'"),
+        (
+            "lineage: {scheme: every 1h}",
+            "lineage.scheme: unknown key in lineage; valid keys: "
+            "schedule, sources, schemas, roots, dbt_manifest",
+        ),
+        (
+            "lineage: {openlineage: {url: x}}",
+            "lineage.openlineage.url: unknown key in openlineage; valid keys: transport, namespace",
+        ),
+        ("lineage: {schedule: sometimes}", "lineage.schedule: 'sometimes' is not a schedule"),
+    ],
+)
+def test_bad_lineage_block(block: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(GOOD + block + "\n", env={})
+    assert expected in str(raised.value)

@@ -59,6 +59,9 @@ class _Model(BaseModel):
 class SLOConfig(_Model):
     """One SLO: an SLI of a dataset, an objective over a rolling window.
 
+    ``availability`` is about a Feast ``source`` (and optionally one of its
+    ``feature_view``): each online-store probe is one event, good when answered.
+
     ``absent_after``: how long the SLI may go without events before the
     ``absent`` alert fires (default: three check intervals, at least 1h).
     ``for_``: how long a burn-rate condition must hold before its alert fires
@@ -68,6 +71,8 @@ class SLOConfig(_Model):
     name: str
     dataset: str | None = None
     model: str | None = None
+    source: str | None = None
+    feature_view: str | None = None
     sli: SliKind
     objective: Ratio
     window: Duration = timedelta(days=28)
@@ -128,22 +133,25 @@ class SLOConfig(_Model):
             if self.model is None:
                 raise ValueError(f"sli {self.sli} needs `model:` (a model of the models section)")
         elif self.sli == "availability":
-            raise ValueError(
-                "sli availability needs a feature store probe, which this osemn does not run "
-                "yet; use freshness, validity, completeness, volume, checks or drift"
-            )
+            if self.source is None or self.dataset is not None or self.model is not None:
+                raise ValueError(
+                    "sli availability needs `source:` (a Feast source of the sources section) "
+                    "and optionally `feature_view:`, not `dataset:` or `model:`"
+                )
         elif self.dataset is None:
             raise ValueError(f"sli {self.sli} needs `dataset:` (a dataset of the datasets section)")
         if self.sli == "completeness" and not self.columns:
             raise ValueError("sli completeness needs `columns:` (the columns whose cells count)")
         if self.columns and self.sli != "completeness":
             raise ValueError("`columns:` only applies to sli completeness")
+        if self.sli != "availability" and (self.source or self.feature_view):
+            raise ValueError("`source:` and `feature_view:` only apply to sli availability")
         return self
 
     @property
     def subject(self) -> str:
-        """The dataset (or model) the SLO is about."""
-        return self.dataset or self.model or ""
+        """The dataset (or model, feature view or feature store) the SLO is about."""
+        return self.dataset or self.model or self.feature_view or self.source or ""
 
     @property
     def error_budget(self) -> float:

@@ -1,4 +1,4 @@
-"""The ``osemn`` command: run, check, validate, demo, rules, dashboards, slo export.
+"""The ``osemn`` command: run, check, validate, demo, rules, dashboards, slo export, lineage.
 
 Exit codes of ``osemn check``: 0 every check passed, 1 a check failed, 2 a
 check errored or the config is bad. Heavy imports stay inside the commands so
@@ -348,6 +348,65 @@ def rules(config_path: str, out_dir: Path | None) -> None:
         sys.exit(EXIT_ERROR)
     for name in files:
         click.echo(str(out_dir / name))
+
+
+# -- lineage --------------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "dot", "openlineage"]),
+    default="json",
+    show_default=True,
+    help="json: the graph; dot: Graphviz; openlineage: RunEvents (one JSON per line), "
+    "also sent to the configured OpenLineage transport.",
+)
+def lineage(config_path: str, fmt: str) -> None:
+    """Scan lineage (views, foreign keys, dbt, query history, models) and print it."""
+    from osemn._clock import utcnow
+    from osemn.lineage.scan import scan_lineage
+    from osemn.sources.warehouse import Warehouse
+
+    config = _load(config_path)
+    warehouses: dict[str, Warehouse] = {}
+    try:
+        warehouses = {name: Warehouse(name, src) for name, src in config.sources.items()}
+        graph = scan_lineage(config, warehouses).graph
+    except OsemnError as exc:
+        click.echo(f"osemn: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    finally:
+        for warehouse in warehouses.values():
+            warehouse.close()
+    for problem in graph.problems:
+        click.echo(f"osemn: lineage: {problem.message}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(graph.to_json(), indent=2))
+    elif fmt == "dot":
+        click.echo(graph.to_dot(), nl=False)
+    else:
+        from osemn.lineage.emit import emit, openlineage_client
+        from osemn.lineage.openlineage import scan_events, to_json
+
+        settings = config.lineage.openlineage if config.lineage is not None else None
+        events = scan_events(
+            graph,
+            urls={name: src.url for name, src in config.sources.items()},
+            namespace=settings.namespace if settings is not None else "osemn",
+            at=utcnow(),
+        )
+        for event in events:
+            click.echo(to_json(event))
+        client = openlineage_client(settings)
+        if client is not None:
+            try:
+                emit(client, events)
+            except OsemnError as exc:
+                click.echo(f"osemn: {exc}", err=True)
+                sys.exit(EXIT_ERROR)
 
 
 # -- dashboards -----------------------------------------------------------------------

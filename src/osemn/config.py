@@ -32,6 +32,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from osemn._drift_config import CurrentWindow, DriftConfig, ReferenceWindow, SeasonalReference
+from osemn._feast_config import FeastSourceConfig, FeatureViewOptions, ParityConfig, ProbeConfig
+from osemn._lineage_config import LineageConfig, OpenLineageConfig
 from osemn._model_config import LabelsConfig, ModelConfig, PredictionsConfig
 from osemn._slo_config import (
     AlertingConfig,
@@ -53,9 +55,12 @@ __all__ = [
     "DatasetConfig",
     "DriftConfig",
     "FailuresConfig",
+    "FeastSourceConfig",
     "FreshnessConfig",
     "LabelsConfig",
+    "LineageConfig",
     "ModelConfig",
+    "OpenLineageConfig",
     "OpenSLOFile",
     "PredictionsConfig",
     "RouteConfig",
@@ -112,6 +117,7 @@ class Schedule:
 
 
 ModelConfig.model_rebuild(_types_namespace={"Schedule": Schedule})
+LineageConfig.model_rebuild(_types_namespace={"Schedule": Schedule})
 
 
 class _Model(BaseModel):
@@ -254,6 +260,20 @@ class DatasetConfig(_Model):
         return self.schema_
 
 
+def _source_kind(value: object) -> str:
+    """A source is a Feast repo when it has ``feast:``, else a warehouse (``url:``)."""
+    if isinstance(value, FeastSourceConfig) or (isinstance(value, dict) and "feast" in value):
+        return "feast_source"
+    return "warehouse_source"
+
+
+AnySource = Annotated[
+    Annotated[SourceConfig, Tag("warehouse_source")]
+    | Annotated[FeastSourceConfig, Tag("feast_source")],
+    Discriminator(_source_kind),
+]
+
+
 def _slo_entry_kind(value: object) -> str:
     if isinstance(value, OpenSLOFile) or (isinstance(value, dict) and "openslo" in value):
         return "openslo"
@@ -267,15 +287,18 @@ class OpenSLOFile(_Model):
 
 
 class Config(_Model):
-    """The whole osemn.yaml. ``base_dir`` resolves relative schema and OpenSLO paths.
+    """The whole osemn.yaml. ``base_dir`` resolves relative schema, OpenSLO and Feast paths.
 
     OpenSLO entries of ``slos`` are read when the config is validated, so that
     everything after sees only ``SLOConfig`` (and errors name the file).
+    ``sources`` holds warehouses and Feast repos side by side, told apart by
+    their key (``url:`` or ``feast:``); ``warehouse_sources`` and
+    ``feast_sources`` give each kind on its own.
     """
 
     version: Literal[1]
     agent: AgentConfig = AgentConfig()
-    sources: dict[str, SourceConfig]
+    sources: dict[str, AnySource]
     datasets: dict[str, DatasetConfig] = {}
     models: dict[str, ModelConfig] = {}
     slos: tuple[
@@ -286,16 +309,36 @@ class Config(_Model):
         ...,
     ] = ()
     alerting: AlertingConfig = AlertingConfig()
+    lineage: LineageConfig | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def warehouse_sources(self) -> dict[str, SourceConfig]:
+        """The warehouse sources (``url:``), in config order."""
+        return {n: s for n, s in self.sources.items() if isinstance(s, SourceConfig)}
+
+    @property
+    def feast_sources(self) -> dict[str, FeastSourceConfig]:
+        """The Feast feature-store sources (``feast:``), in config order."""
+        return {n: s for n, s in self.sources.items() if isinstance(s, FeastSourceConfig)}
 
     @model_validator(mode="after")
     def _references(self) -> Config:
+        warehouses = self.warehouse_sources
         for name, ds in self.datasets.items():
-            if ds.source not in self.sources:
+            if ds.source in self.feast_sources:
+                raise _RefError(
+                    ("datasets", name, "source"),
+                    f"source {ds.source!r} is a Feast repo: its feature views are checked as "
+                    "datasets without a `datasets:` entry; tune them under "
+                    f"`sources.{ds.source}.feature_views`, or name a warehouse source: "
+                    f"{', '.join(map(repr, warehouses)) or 'none'}",
+                )
+            if ds.source not in warehouses:
                 raise _RefError(
                     ("datasets", name, "source"),
                     f"unknown source {ds.source!r}; defined sources: "
-                    f"{', '.join(map(repr, self.sources)) or 'none'}",
+                    f"{', '.join(map(repr, warehouses)) or 'none'}",
                 )
         for i, route in enumerate(self.alerting.routes):
             if route.receiver not in self.alerting.receivers:
@@ -312,6 +355,8 @@ class Config(_Model):
             )
         for name, model in self.models.items():
             self._check_model(name, model)
+        if self.lineage is not None:
+            self._check_lineage(self.lineage)
         self._expand_openslo()
         seen: set[str] = set()
         for i, slo in enumerate(self.slo_list):
@@ -329,6 +374,8 @@ class Config(_Model):
                 )
             if slo.model is not None:
                 self._check_model_slo(slo, loc)
+            elif slo.sli == "availability":
+                self._check_availability_slo(slo, loc)
             elif slo.dataset is not None:
                 self._check_slo_fits(slo, loc)
         return self
@@ -354,6 +401,35 @@ class Config(_Model):
                 f"window is shorter than two check intervals of {slo.dataset!r} "
                 f"({ds.schedule}); lengthen the window or check more often",
             )
+
+    def _check_availability_slo(self, slo: SLOConfig, loc: tuple[str, ...]) -> None:
+        store = self.feast_sources.get(slo.source or "")
+        if store is None:
+            raise _RefError(
+                (*loc, "source"),
+                f"unknown Feast source {slo.source!r}; sli availability is measured by the "
+                "online-store probes of a `feast:` source; defined Feast sources: "
+                f"{', '.join(map(repr, self.feast_sources)) or 'none'}",
+            )
+        if slo.window < 2 * store.probe.interval:
+            raise _RefError(
+                (*loc, "window"),
+                f"window is shorter than two probes of source {slo.source!r}; lengthen the "
+                "window or probe more often (`probe.interval`)",
+            )
+
+    def _check_lineage(self, lineage: LineageConfig) -> None:
+        for key, names, known, what in (
+            ("sources", lineage.sources, self.warehouse_sources, "source"),
+            ("roots", lineage.roots, self.datasets, "dataset"),
+        ):
+            for i, name in enumerate(names):
+                if name not in known:
+                    raise _RefError(
+                        ("lineage", key, str(i)),
+                        f"unknown {what} {name!r}; defined {what}s: "
+                        f"{', '.join(map(repr, known)) or 'none'}",
+                    )
 
     def _check_model(self, name: str, model: ModelConfig) -> None:
         loc = ("models", name)
@@ -600,7 +676,7 @@ def _is_type_tag(part: str) -> bool:
 
 # Tags pydantic puts in locations of unions: scalar types and our discriminators.
 _TYPE_TAGS = frozenset(
-    {"timedelta", "str", "int", "slo", "openslo"}
+    {"timedelta", "str", "int", "slo", "openslo", "warehouse_source", "feast_source"}
     | {"webhook", "alertmanager", "slack", "pagerduty", "file"}
 )
 
@@ -617,7 +693,11 @@ def _explain(err: Any, loc: tuple[str, ...], tags: Sequence[str] = ()) -> str:
     if kind == "extra_forbidden":
         parent = loc[-2] if len(loc) >= 2 else "the top level"
         valid = _VALID_KEYS.get(loc[-2] if len(loc) >= 2 else "", _VALID_KEYS[""])
-        if len(loc) >= 3 and loc[0] in ("datasets", "sources", "slos", "models"):
+        if loc[:1] == ("sources",) and "feast_source" in tags:
+            valid = _VALID_KEYS["feature_views" if "feature_views" in loc[:-2] else "feast"]
+            if len(loc) == 4 and loc[2] in ("probe", "parity"):
+                valid = _VALID_KEYS[loc[2]]
+        elif len(loc) >= 3 and loc[0] in ("datasets", "sources", "slos", "models"):
             valid = _VALID_KEYS[loc[0]] if len(loc) == 3 else _VALID_KEYS.get(loc[-2], valid)
         elif loc[:2] == ("alerting", "receivers") and len(loc) == 4:
             valid = next(
@@ -626,6 +706,11 @@ def _explain(err: Any, loc: tuple[str, ...], tags: Sequence[str] = ()) -> str:
         elif loc[:2] == ("alerting", "routes") and len(loc) == 4:
             valid = _VALID_KEYS["routes"]
         return f"unknown key in {parent}; valid keys: {', '.join(valid)}"
+    if kind == "missing" and loc[:1] == ("sources",) and len(loc) == 3 and loc[2] == "url":
+        return (
+            "a source needs `url:` (a warehouse's SQLAlchemy URL) or `feast:` (a Feast repo "
+            "folder with feature_store.yaml)"
+        )
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error" and loc == ("version",):
@@ -647,6 +732,10 @@ _VALID_KEYS: dict[str, tuple[str, ...]] = {
     "": _keys(Config),
     "agent": _keys(AgentConfig),
     "sources": _keys(SourceConfig),
+    "feast": _keys(FeastSourceConfig),
+    "probe": _keys(ProbeConfig),
+    "parity": _keys(ParityConfig),
+    "feature_views": _keys(FeatureViewOptions),
     "datasets": _keys(DatasetConfig),
     "freshness": _keys(FreshnessConfig),
     "volume": _keys(VolumeConfig),
@@ -661,6 +750,8 @@ _VALID_KEYS: dict[str, tuple[str, ...]] = {
     "slos": _keys(SLOConfig),
     "alerting": _keys(AlertingConfig),
     "routes": _keys(RouteConfig),
+    "lineage": _keys(LineageConfig),
+    "openlineage": _keys(OpenLineageConfig),
 }
 _RECEIVER_KEYS: dict[str, tuple[str, ...]] = {
     m.model_fields["type"].annotation.__args__[0]: _keys(m)  # type: ignore[union-attr]

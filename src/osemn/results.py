@@ -40,6 +40,9 @@ class CheckKind(enum.StrEnum):
     SCHEMA_CHANGE = "schema_change"
     DRIFT = "drift"
     MODEL = "model"  # ``dataset`` of a model result is the model's name
+    # Feature-store checks of a feature view (materialization, online parity,
+    # online probes); its batch source's freshness and completeness keep their kinds.
+    FEATURESTORE = "featurestore"
 
 
 @dataclass(frozen=True, kw_only=True)

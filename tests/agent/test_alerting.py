@@ -211,3 +211,110 @@ def _serve(agent: object) -> int:
     agent.start(serve=True)
     assert agent.port is not None
     return agent.port
+
+
+def test_a_three_level_incident_is_one_notification(
+    tmp_path: Path, duckdb_warehouse: Warehouse
+) -> None:
+    """orders -> v_orders -> v_orders2 all break on the same bad rows: through a real
+    Alertmanager with the inhibit rule ``osemn rules`` emits, the receiver gets one
+    notification (the root's), then its resolve; the two views' alerts are held."""
+    import yaml
+
+    from osemn.config import parse_config
+    from osemn.rules.prometheus import alertmanager_config
+
+    now = datetime.now(UTC)
+    table = load_orders(duckdb_warehouse, order_rows(at=now))
+    with duckdb_warehouse.engine.begin() as conn:
+        conn.execute(sa.text("CREATE VIEW v_orders AS SELECT * FROM orders WHERE id > 0"))
+        conn.execute(sa.text("CREATE VIEW v_orders2 AS SELECT * FROM v_orders"))
+    views = "".join(
+        f"""
+  {name}:
+    source: wh
+    table: {name}
+    timestamp: created_at
+    schema: orders.yaml
+"""
+        for name in ("v_orders", "v_orders2")
+    )
+    with HttpReceiver() as hooks:
+        path = write_config(tmp_path, duckdb_warehouse)
+        slos = "".join(
+            f"  - {{name: {d.replace('_', '-')}-valid, dataset: {d}, sli: validity, "
+            "objective: 99%}\n"
+            for d in ("orders", "v_orders", "v_orders2")
+        )
+        base = path.read_text() + views + "slos:\n" + slos + "lineage: {}\n"
+        inhibit = alertmanager_config(parse_config(base, path=str(path)))["inhibit_rules"]
+        assert {
+            "equal": ["incident_root"],
+            "source_matchers": ['dq_role="root_cause"'],
+            "target_matchers": ['dq_role="downstream_symptom"'],
+        } in inhibit
+        am_config = f"""
+route:
+  receiver: hook
+  group_by: [incident_root]
+  group_wait: 2s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - {{name: hook, webhook_configs: [{{url: "{hooks.url}/hook", send_resolved: true}}]}}
+{yaml.safe_dump({"inhibit_rules": inhibit})}
+"""
+        with start_alertmanager(tmp_path / "am", am_config) as am_url:
+            path.write_text(
+                base
+                + f"""
+alerting:
+  receivers:
+    am: {{type: alertmanager, url: "{am_url}", resend_interval: 1m}}
+"""
+            )
+            clock = FrozenClock(now)
+            agent = make_agent(path, clock, wh=duckdb_warehouse)
+            try:
+                graph = agent.scan_lineage()
+                assert graph.incident_roots(["v_orders2", "v_orders", "orders"]) == {
+                    "v_orders2": "orders",
+                    "v_orders": "orders",
+                    "orders": "orders",
+                }
+                agent.run_once()  # 7 of 10 rows invalid in all three
+                alerts = agent.evaluate_slos()
+                firing = [a for a in alerts if a.status == "firing"]
+                assert {a.labels["dataset"] for a in firing} == {"orders", "v_orders", "v_orders2"}
+                assert {a.labels["incident_root"] for a in firing} == {"orders"}
+                roles = {(a.labels["dataset"], a.labels["dq_role"]) for a in firing}
+                assert roles == {
+                    ("orders", "root_cause"),
+                    ("v_orders", "downstream_symptom"),
+                    ("v_orders2", "downstream_symptom"),
+                }
+                assert agent.outbox is not None
+                assert agent.outbox.deliver_due() == 1
+                in_am = httpx.get(f"{am_url}/api/v2/alerts").json()
+                assert {a["labels"]["dataset"] for a in in_am} == {"orders"}
+
+                [note] = _wait_for(hooks, "/hook", 1)
+                doc = note.json()
+                assert doc["status"] == "firing"
+                assert doc["groupLabels"] == {"incident_root": "orders"}
+                assert {a["labels"]["dataset"] for a in doc["alerts"]} == {"orders"}
+                time.sleep(3)  # more than Alertmanager's group_wait and group_interval
+                assert len([r for r in hooks.received if r.path == "/hook"]) == 1
+
+                # The root is fixed: everything resolves; only the root's resolve is sent.
+                clock.now = datetime.now(UTC)
+                _add_good_rows(duckdb_warehouse, table, 1000, 10_000, clock.now)
+                agent.run_once()
+                alerts = agent.evaluate_slos()
+                assert {a.status for a in alerts} == {"resolved"}
+                assert agent.outbox.deliver_due() == 1
+                resolved = _wait_for(hooks, "/hook", 2)[-1].json()
+                assert resolved["status"] == "resolved"
+                assert {a["labels"]["dataset"] for a in resolved["alerts"]} == {"orders"}
+            finally:
+                agent.close()

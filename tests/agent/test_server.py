@@ -239,6 +239,7 @@ def test_unknown_route_lists_routes(client: httpx.Client) -> None:
         "/readyz",
         "/api/v1/results",
         "/api/v1/slos",
+        "/api/v1/lineage",
     }
 
 

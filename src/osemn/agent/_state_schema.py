@@ -22,6 +22,7 @@ __all__ = [
     "_alerts",
     "_create_engine",
     "_latest",
+    "_lineage",
     "_measurements",
     "_meta",
     "_metadata",
@@ -181,6 +182,16 @@ _alerts = sa.Table(
     sa.Column("fingerprint", sa.String(), primary_key=True),
     sa.Column("alert", sa.Text(), nullable=False),  # JSON: Alert.to_json() and its timers
     sa.Column("updated_at", _UtcDateTime(), nullable=False),
+)
+
+
+_lineage = sa.Table(
+    "osemn_lineage_graphs",
+    _metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("scanned_at", _UtcDateTime(), nullable=False),
+    sa.Column("duration_seconds", sa.Double(), nullable=False),
+    sa.Column("graph", sa.Text(), nullable=False),  # JSON: LineageGraph.to_json()
 )
 
 

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from osemn._clock import utcnow
 from osemn._version import __version__
+from osemn.agent._lineage import AgentLineage
 from osemn.agent.runner import DatasetRunner
 from osemn.agent.scheduler import Scheduler
 from osemn.agent.state import StateStore
@@ -28,6 +29,7 @@ from osemn.config import Config, Schedule
 from osemn.errors import ConfigError, OsemnError, StateError
 from osemn.exporters.metrics import MetricsCollector
 from osemn.exporters.slo_metrics import SloCollector
+from osemn.lineage.incidents import IncidentTriage, Triage, failing_datasets
 from osemn.results import CheckResult, results_document
 from osemn.rules.alerts import Alert
 from osemn.rules.evaluator import SloEvaluator, SloStatus
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from osemn.checks.model import ModelRunner
     from osemn.exporters.dispatch import Dispatcher
     from osemn.exporters.outbox import Outbox
+    from osemn.exporters.receivers import OpenLineageSink
+    from osemn.lineage.graph import LineageGraph
 
 __all__ = ["Agent", "validate_sources"]
 
@@ -102,8 +106,12 @@ class Agent:
         self.outbox: Outbox | None = None
         self.dispatcher: Dispatcher | None = None
         self._dispatcher_saved: str | None = None
+        self._lineage = AgentLineage(
+            config, state=self.state, metrics=self.metrics, warehouses=self.warehouses, clock=clock
+        )
         self._slo_statuses: list[SloStatus] = []
         self._alerts: list[Alert] = []
+        self._incidents = IncidentTriage()
         self.slo_metrics = SloCollector(
             totals=self._sli_totals, pending=self._outbox_pending, delivered=self._outbox_counts
         )
@@ -121,8 +129,9 @@ class Agent:
         if self.slos is not None:
             rows = self.slos.open()
             log.info("SLOs: %d loaded, %d rows of SLI history read", len(self.slos.slos), rows)
-        if self.config.alerting.receivers:
-            self._open_alerting()
+        sink = self._lineage.sink()
+        if self.config.alerting.receivers or sink is not None:
+            self._open_alerting(sink)
         for name, ds in self.config.datasets.items():
             schema = None
             if ds.schema_ref is not None:
@@ -145,6 +154,8 @@ class Agent:
             )
         if self.config.models:
             self._open_models()
+        if self.config.lineage is not None:
+            self._lineage.load()
 
     def _open_models(self) -> None:
         from osemn.checks.model import ModelRunner  # model SQL loads only with models
@@ -162,11 +173,31 @@ class Agent:
                 clock=self.clock,
             )
 
-    def _open_alerting(self) -> None:
-        from osemn.exporters.dispatch import Dispatcher  # httpx loads only with receivers
+    @property
+    def lineage(self) -> LineageGraph | None:
+        """The lineage graph of the last scan (or the one kept before a restart)."""
+        return self._lineage.graph
+
+    def scan_lineage(self) -> LineageGraph:
+        """Scan lineage now and keep the graph (state store, metrics, API, OpenLineage)."""
+        return self._lineage.scan()
+
+    def lineage_document(self) -> dict[str, Any]:
+        """The last lineage scan, for ``/api/v1/lineage``."""
+        return self._lineage.document()
+
+    def _open_alerting(self, sink: OpenLineageSink | None) -> None:
         from osemn.exporters.outbox import Outbox
 
-        self.outbox = Outbox(self.state.engine, self.config.alerting.receivers, clock=self.clock)
+        self.outbox = Outbox(
+            self.state.engine, self.config.alerting.receivers, clock=self.clock, openlineage=sink
+        )
+        if sink is not None:
+            self._lineage.send_through(self.outbox)
+        if not self.config.alerting.receivers:
+            return
+        from osemn.exporters.dispatch import Dispatcher  # httpx loads only with receivers
+
         self.dispatcher = Dispatcher(self.config.alerting, self.outbox.enqueue, clock=self.clock)
         snapshot = self.state.get_meta(_DISPATCHER_KEY)
         if snapshot is not None:
@@ -217,6 +248,7 @@ class Agent:
                 self.slos.record(results)
             except StateError as exc:
                 log.error("%s: SLI events not recorded: %s", name, exc)
+        self._lineage.check_run(name, warehouse, results)
 
     # -- SLOs and alerts -------------------------------------------------------
 
@@ -225,14 +257,36 @@ class Agent:
         if self.slos is None:
             return []
         statuses, alerts = self.slos.evaluate()
+        triage = self._triage(alerts)
+        if triage.recheck:
+            # Symptoms whose root resolved: judged on checks run now, not before it did.
+            for name in sorted(triage.recheck):
+                if name in self.runners:
+                    self.run_dataset(name)
+                elif name in self.model_runners:
+                    self.run_model(name)
+            triage = self._triage(alerts, rechecked=triage.recheck)
+        alerts = triage.alerts
         self.slo_metrics.update(statuses, alerts)
         with self._lock:
             self._slo_statuses = statuses
             self._alerts = alerts
         if self.dispatcher is not None:
-            self.dispatcher.update(alerts)
+            self.dispatcher.update(triage.notify)
         self.flush_alerts()
         return alerts
+
+    def _triage(self, alerts: list[Alert], rechecked: Iterable[str] = ()) -> Triage:
+        """Lineage labels on every alert, and which to notify (see ``lineage.incidents``)."""
+        with self._lock:
+            graph = self.lineage
+            latest = dict(self._latest)
+        return self._incidents.triage(
+            alerts,
+            graph=graph,
+            failing=failing_datasets(latest, graph),
+            rechecked=rechecked,
+        )
 
     def flush_alerts(self) -> int:
         """Enqueue the notifications whose group timers are due; keep the group state."""
@@ -337,6 +391,7 @@ class Agent:
                 ready=self.ready,
                 results=self.results_document,
                 slos=self.slo_document,
+                lineage=self.lineage_document,
             )
             self._server.start()
         workers = max(2, sum(s.max_concurrency for s in self.config.sources.values()) + 1)
@@ -346,6 +401,8 @@ class Agent:
         for name, model in self.config.models.items():
             scheduler.add(f"model:{name}", model.schedule, functools.partial(self.run_model, name))
         scheduler.add("prune", Schedule(interval=PRUNE_EVERY), self._prune)
+        if self.config.lineage is not None:
+            scheduler.add("lineage-scan", self.config.lineage.schedule, self.scan_lineage)
         if self.slos is not None:
             every = Schedule(interval=self.config.alerting.evaluation_interval)
             scheduler.add("slo-evaluate", every, self.evaluate_slos)

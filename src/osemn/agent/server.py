@@ -41,6 +41,7 @@ ROUTES: Mapping[str, str] = {
     "/readyz": "readiness: 200 when the agent is ready, 503 with the reason otherwise",
     "/api/v1/results": "latest check results (JSON)",
     "/api/v1/slos": "SLOs: budget, burn rates, and pending/firing alerts (JSON)",
+    "/api/v1/lineage": "the last lineage scan: nodes, edges, foreign keys, column lineage (JSON)",
 }
 
 _TEXT = "text/plain; charset=utf-8"
@@ -98,6 +99,7 @@ class AgentServer:
         ready: Callable[[], tuple[bool, str]],
         results: Callable[[], dict[str, Any]],
         slos: Callable[[], dict[str, Any]] | None = None,
+        lineage: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         """Prepare the server; nothing listens before ``start()``.
 
@@ -109,6 +111,7 @@ class AgentServer:
             results: the ``/api/v1/results`` document (``results_document`` shape);
                 called from server threads, so it must be thread-safe.
             slos: the ``/api/v1/slos`` document (``Agent.slo_document``), thread-safe too.
+            lineage: the ``/api/v1/lineage`` document (``Agent.lineage_document``).
         """
         self._host = host
         self._requested_port = port
@@ -116,6 +119,7 @@ class AgentServer:
         self._ready = ready
         self._results = results
         self._slos = slos or _no_slos
+        self._lineage = lineage or _no_lineage
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -196,6 +200,8 @@ class AgentServer:
             return _Response(HTTPStatus.OK, _json_bytes(self._results()), _JSON)
         if path == "/api/v1/slos":
             return _Response(HTTPStatus.OK, _json_bytes(self._slos()), _JSON)
+        if path == "/api/v1/lineage":
+            return _Response(HTTPStatus.OK, _json_bytes(self._lineage()), _JSON)
         if path == "/":
             page = _status_page(self._results(), self._slos())
             return _Response(
@@ -276,6 +282,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _no_slos() -> dict[str, Any]:
     return {"slos": [], "alerts": []}
+
+
+def _no_lineage() -> dict[str, Any]:
+    return {"scanned_at": None, "graph": None}
 
 
 def _json_bytes(doc: Any) -> bytes:

@@ -13,6 +13,7 @@ so they can share a database with other applications:
 - ``osemn_reference_profiles``: the drift reference profile of each column, with its key.
 - ``osemn_sli_events``: good and bad SLI events of each SLO, with their time (version 3).
 - ``osemn_alerts``: the alerts the agent holds, so a restart keeps their start times.
+- ``osemn_lineage_graphs``: the last lineage scans, newest kept (version 4).
 - ``osemn_outbox``: notifications written before they are sent (``exporters.outbox``).
 
 Times are stored as UTC (``timestamptz`` on PostgreSQL, naive UTC elsewhere) and
@@ -37,6 +38,7 @@ from osemn.agent._state_schema import (
     _VERSION_KEY,
     _create_engine,
     _latest,
+    _lineage,
     _measurements,
     _meta,
     _metadata,
@@ -52,6 +54,8 @@ from osemn.exporters import _outbox_schema  # noqa: F401  (registers osemn_outbo
 from osemn.results import CheckKind, CheckResult, Measurement, Status
 
 __all__ = ["StateStore"]
+
+_LINEAGE_KEPT = 3  # lineage scans kept: the latest, and two to compare it with
 
 
 class StateStore:
@@ -73,7 +77,7 @@ class StateStore:
         StateError: the URL is not a SQLAlchemy URL or its driver is not installed.
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
 
     def __init__(
         self,
@@ -317,6 +321,38 @@ class StateStore:
         with self._guard(f"write the profile of {dataset}.{column}"), self._engine.begin() as conn:
             _upsert(conn, _profiles, {"dataset": dataset, "column": column}, values)
 
+    def put_lineage(self, graph: Mapping[str, Any], *, duration_seconds: float) -> None:
+        """Keep a lineage scan (``LineageGraph.to_json()``) and drop all but the last few.
+
+        Raises:
+            StateError: the write failed; the scan before stays the latest.
+        """
+        with self._guard("write the lineage graph"), self._engine.begin() as conn:
+            inserted = conn.execute(
+                sa.insert(_lineage).values(
+                    scanned_at=self._now(),
+                    duration_seconds=duration_seconds,
+                    graph=json.dumps(dict(graph)),
+                )
+            )
+            newest = int(cast(sa.Row[Any], inserted.inserted_primary_key)[0])
+            conn.execute(sa.delete(_lineage).where(_lineage.c.id <= newest - _LINEAGE_KEPT))
+
+    def latest_lineage(self) -> tuple[datetime, dict[str, Any]] | None:
+        """The newest lineage scan kept (its time and graph document), if any.
+
+        Raises:
+            StateError: the read failed.
+        """
+        query = (
+            sa.select(_lineage.c.scanned_at, _lineage.c.graph)
+            .order_by(_lineage.c.id.desc())
+            .limit(1)
+        )
+        with self._guard("read the lineage graph"), self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (row.scanned_at, dict(json.loads(row.graph)))
+
     def get_meta(self, key: str) -> str | None:
         """A value other parts keep beside the schema version (e.g. alert group state)."""
         with self._guard(f"read {key}"), self._engine.connect() as conn:
@@ -465,6 +501,7 @@ def _migrate(conn: sa.Connection, found: int) -> None:
         # 2: results keep ``details`` (a drift check's histograms).
         conn.execute(sa.text("ALTER TABLE osemn_results ADD COLUMN details TEXT"))
     # 3: new tables only (SLI events, alerts, outbox), made by create_all.
+    # 4: new table only (lineage graphs), made by create_all.
 
 
 def _results_query(joined: sa.FromClause) -> sa.Select[Any]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from osemn.checks._model_sql import EPS, dimensions, materialized
+from osemn.checks._model_sql import EPS, SUB_BINS, dimensions, materialized
 
 if TYPE_CHECKING:
     from osemn.checks.model_metrics import ModelTables
@@ -62,6 +62,7 @@ def _measures(j: sa.Subquery, spec: ModelTables) -> list[sa.ColumnElement[Any]]:
             sa.func.sum(p).label("ps"),
             sa.func.sum(p * p).label("p2"),
             _sum(scored, -sa.func.ln(clipped)).label("ll"),
+            *(_count(j.c.abin - SUB_BINS * j.c.cbin == i).label(f"c{i}") for i in range(SUB_BINS)),
         ]
     elif spec.task == "regression":
         out += _regression_measures(j, spec)
@@ -95,7 +96,7 @@ def _regression_measures(j: sa.Subquery, spec: ModelTables) -> list[sa.ColumnEle
 
 
 def _metric_keys(spec: ModelTables) -> list[str]:
-    keys = ["abin", "ebin"] if spec.task == "binary" and spec.score is not None else []
+    keys = ["cbin", "ebin"] if spec.task == "binary" and spec.score is not None else []
     return keys if spec.task == "regression" else [*keys, "y", "yhat"]
 
 
@@ -131,16 +132,13 @@ def _groups(j: sa.Subquery, spec: ModelTables, kept: Mapping[str, Sequence[str]]
         for i, dim in enumerate(["", *dims])
     ]
     union = sa.union_all(*branches).subquery("u")
-    return (
-        sa.select(
-            union.c.dim,
-            union.c.k,
-            *(union.c[k] for k in names),
-            *(_rollup(union.c[c.name]) for c in rest),
-        )
-        .group_by(union.c.dim, union.c.k, *(union.c[k] for k in names))
-        .cte("g")
-    )
+    rolled = sa.select(
+        union.c.dim,
+        union.c.k,
+        *(union.c[k] for k in names),
+        *(_rollup(union.c[c.name]) for c in rest),
+    ).group_by(union.c.dim, union.c.k, *(union.c[k] for k in names))
+    return materialized(rolled.cte("g"))
 
 
 def _rollup(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -148,10 +146,15 @@ def _rollup(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return agg(column).label(column.key)
 
 
+def _numbers(count: int) -> sa.Subquery:
+    """The integers ``0 .. count - 1`` as rows of one column, to repeat rows by."""
+    numbers = sa.union_all(*(sa.select(sa.literal(i, sa.Integer).label("i")) for i in range(count)))
+    return numbers.subquery(f"n{count}")
+
+
 def _expanded(j: sa.Subquery, dims: Sequence[str]) -> sa.Subquery:
     """Each joined row once per slice dimension (``dim`` 0 the whole window), in-line."""
-    rows = sa.union_all(*(sa.select(sa.literal(i, sa.Integer)) for i in range(len(dims) + 1)))
-    d = rows.subquery("d")
+    d = _numbers(len(dims) + 1)
     (dim,) = d.c
     k = sa.case(
         *((dim == i, j.c[name]) for i, name in enumerate(dims, 1)),
@@ -193,12 +196,12 @@ def _totals(g: sa.CTE, spec: ModelTables) -> sa.Select[Any]:
         _sum(yhat == -1, n).label("bad_predictions"),
     ]
     if spec.score is not None:
-        valid = g.c.abin >= 0
+        valid = g.c.cbin >= 0
         scored = sa.and_(valid, y.in_([0, 1]))
         unlabelled = sa.and_(valid, y.is_(None))
         ps = g.c.ps
         out += [
-            _sum(g.c.abin == -1, n).label("bad_scores"),
+            _sum(g.c.cbin == -1, n).label("bad_scores"),
             _sum(scored, n).label("scored"),
             _sum(scored, g.c.ll).label("log_loss_sum"),
             # sum (p - y)^2 = sum p^2 - 2 y sum p + y n, y being the group's 0 or 1
@@ -215,17 +218,21 @@ def _totals(g: sa.CTE, spec: ModelTables) -> sa.Select[Any]:
 def _auc(g: sa.CTE) -> sa.Subquery:
     """Twice the Mann-Whitney U per slice (``u2``; ties in one bin count one half),
     in integers so that it is exact whatever the window's size."""
-    scored = sa.and_(g.c.abin >= 0, g.c.y.in_([0, 1]))
+    scored = sa.and_(g.c.cbin >= 0, g.c.y.in_([0, 1]))
+    sub = _numbers(SUB_BINS)
+    (i,) = sub.c
+    count = sa.case(*((i == b, g.c[f"c{b}"]) for b in range(SUB_BINS)))
     hist = (
         sa.select(
             g.c.dim,
             g.c.k,
-            g.c.abin,
-            _sum(g.c.y == 1, g.c.n).label("pos"),
-            _sum(g.c.y == 0, g.c.n).label("neg"),
+            (g.c.cbin * SUB_BINS + i).label("abin"),
+            _sum(g.c.y == 1, count).label("pos"),
+            _sum(g.c.y == 0, count).label("neg"),
         )
+        .select_from(g.join(sub, sa.true()))
         .where(scored)
-        .group_by(g.c.dim, g.c.k, g.c.abin)
+        .group_by(g.c.dim, g.c.k, g.c.cbin, i)
         .subquery("h")
     )
     running = sa.func.sum(hist.c.neg).over(
@@ -249,7 +256,7 @@ def _auc(g: sa.CTE) -> sa.Subquery:
 
 def _ece(g: sa.CTE) -> sa.Subquery:
     """``sum_b |sum of scores_b - positives_b|`` per slice (divided by ``scored`` later)."""
-    scored = sa.and_(g.c.abin >= 0, g.c.y.in_([0, 1]))
+    scored = sa.and_(g.c.cbin >= 0, g.c.y.in_([0, 1]))
     per_bin = (
         sa.select(
             g.c.dim,

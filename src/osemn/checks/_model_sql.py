@@ -8,8 +8,8 @@ join of predictions to labels, runs exactly once:
    join can fold values beyond the top K into ``"other"`` as it reads them.
 2. the window's aggregates per slice (:mod:`osemn.checks._model_slices`) over
    ``joined``: predictions left-joined to their latest label, one row per
-   prediction with normalised columns (``p`` score, ``abin``/``ebin`` score
-   bins, ``yhat`` prediction, ``y`` label, ``delay``, ``lat`` and the folded
+   prediction with normalised columns (``p`` score, ``abin``/``cbin``/``ebin``
+   score bins, ``yhat`` prediction, ``y`` label, ``delay``, ``lat`` and the folded
    slice keys).
 3. ``percentiles``: label-delay and latency percentiles of the whole window,
    exact up to ``PERCENTILE_SAMPLE`` predictions and from a Bernoulli sample of
@@ -47,6 +47,7 @@ __all__ = [
     "NULL_KEY",
     "OTHER",
     "PERCENTILE_SAMPLE",
+    "SUB_BINS",
     "dimensions",
     "joined",
     "materialized",
@@ -57,6 +58,10 @@ __all__ = [
 OTHER = "other"  # the slice that folds values beyond the top K
 NULL_KEY = "(null)"  # the slice of a NULL segment or version
 ECE_BINS = 10
+# Score bins are grouped by SUB_BINS, each group counting its bins in as many columns:
+# the hash table of a window's groups is SUB_BINS times smaller (DuckDB, scanning in
+# the agent's process, keeps it within its memory cap) and AUC keeps every bin.
+SUB_BINS = 10
 PERCENTILE_SAMPLE = 100_000  # predictions whose delays and latencies are sorted, at most
 # sklearn clips probabilities to [eps, 1 - eps] with eps of float64 (log_loss, 1.9).
 EPS = 2.220446049250313e-16
@@ -246,6 +251,11 @@ def _bin(p: sa.ColumnElement[float], bins: int) -> sa.ColumnElement[int]:
     )
 
 
+def _coarse(abin: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """The group of ``SUB_BINS`` consecutive score bins ``abin`` is in (-1 stays -1)."""
+    return sa.cast(sa.func.floor(abin / float(SUB_BINS)), sa.Integer)
+
+
 def _code(value: sa.ColumnElement[Any], kept: Sequence[str]) -> sa.ColumnElement[int]:
     """The slice of ``value`` as a small integer: ``i`` for ``kept[i - 1]``, 0 for the
     rest; grouping by integers keeps the warehouse's hash tables small."""
@@ -272,6 +282,7 @@ def joined(
         cols += [
             p.label("p"),
             _bin(p, spec.auc_bins).label("abin"),
+            _coarse(_bin(p, spec.auc_bins)).label("cbin"),
             _bin(p, ECE_BINS).label("ebin"),
         ]
     pred = _column(preds, spec.prediction) if spec.prediction is not None else None

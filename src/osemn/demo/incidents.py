@@ -10,7 +10,10 @@ migration that retypes a column (``orders.status`` becomes INTEGER codes via
 with a primary key as long as the column itself is not indexed) and later
 restores it. Beside the orders it serves a churn model: predictions logged at
 once, labels landing now or up to a minute later, and an accuracy decay where
-outcomes stop matching the scores.
+outcomes stop matching the scores. Given the demo's feature pipeline, it also
+drives that (exports and materializations into the Feast online store), and a
+materialization stall where the exports go on but nothing reaches the online
+store for longer than the feature views' TTL.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
+from osemn.demo.features import FEATURE_TTL, FeaturePipeline
 from osemn.demo.warehouse import (
     CHECK_INTERVAL,
     DRIFT_CURRENT_WINDOW,
@@ -45,7 +49,7 @@ from osemn.demo.warehouse import (
     prediction_row,
     utc_naive,
 )
-from osemn.errors import ConfigError
+from osemn.errors import ConfigError, SourceError
 
 __all__ = [
     "MIN_DURATION",
@@ -79,7 +83,15 @@ _MIN_INCIDENT = 6.0  # longer than one check interval: some check always lands i
 _MIN_SHIFT = (DRIFT_CURRENT_WINDOW / 2 + CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
 _LEAD = 1.0  # healthy seconds before the first incident
 _MIN_RETYPE = 3 * CHECK_INTERVAL.total_seconds()  # a retype is seen only while it lasts
-MIN_DURATION = _LEAD + 2 * _MIN_INCIDENT + _MIN_SHIFT + _STALL
+# A materialization stall must outlast the TTL plus a check interval: right after a
+# materialization the lag is 0, and a check must land once it is past the TTL. After
+# it, the next tick materializes and a check must land before the demo ends.
+_MATERIALIZATION_STALL = (FEATURE_TTL + CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
+_MATERIALIZATION_RECOVERY = (2 * CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
+MIN_DURATION = max(
+    _LEAD + 2 * _MIN_INCIDENT + _MIN_SHIFT + _STALL,
+    _LEAD + _MATERIALIZATION_STALL + _MATERIALIZATION_RECOVERY,
+)
 """The shortest ``--duration`` (seconds) that shows every incident (60)."""
 
 
@@ -92,6 +104,7 @@ class IncidentKind(enum.StrEnum):
     COLUMN_RETYPED = "column_retyped"
     DISTRIBUTION_SHIFT = "distribution_shift"
     ACCURACY_DECAY = "accuracy_decay"
+    MATERIALIZATION_STALL = "materialization_stall"
 
     @property
     def description(self) -> str:
@@ -113,6 +126,10 @@ _DESCRIPTIONS = {
     ),
     IncidentKind.ACCURACY_DECAY: (
         "accuracy decay: churn outcomes stop matching the model's scores (seen as labels land)"
+    ),
+    IncidentKind.MATERIALIZATION_STALL: (
+        f"materialization stall: exports go on, the Feast online store is not updated "
+        f"for longer than the views' TTL {FEATURE_TTL.total_seconds():g}s"
     ),
 }
 
@@ -184,7 +201,8 @@ class Timeline:
         # its minimum length plus a third of the spare time: the null burst, the
         # shift, then out-of-range amounts (after the shift, so the drift they cause
         # is not taken for the shift's). A retype needs no rows: it opens the stall.
-        # The model's accuracy decay touches no order, so it shares the shift's slot.
+        # The model's accuracy decay touches no order, so it shares the shift's slot; a
+        # materialization stall touches none either, and ends in time to show recovery.
         stall_start = duration - _STALL
         spare = (duration - MIN_DURATION) / 3
         burst_slot, shift_slot = _MIN_INCIDENT + spare, _MIN_SHIFT + spare
@@ -194,6 +212,7 @@ class Timeline:
         shifted = nulls + burst_slot
         out_of_range = shifted + shift_slot
         retype_end = min(duration, stall_start + max(burst, _MIN_RETYPE))
+        unmaterialized = duration - _MATERIALIZATION_RECOVERY - _MATERIALIZATION_STALL
         return cls.of(
             [
                 (nulls, nulls + burst, IncidentKind.NULL_BURST.value),
@@ -202,6 +221,11 @@ class Timeline:
                 (out_of_range, out_of_range + burst, IncidentKind.OUT_OF_RANGE.value),
                 (stall_start, retype_end, IncidentKind.COLUMN_RETYPED.value),
                 (stall_start, duration, IncidentKind.STALLED_FEED.value),
+                (
+                    unmaterialized,
+                    unmaterialized + _MATERIALIZATION_STALL,
+                    IncidentKind.MATERIALIZATION_STALL.value,
+                ),
             ]
         )
 
@@ -215,7 +239,8 @@ class Timeline:
 
 
 # The endless demo: each incident, then enough healthy time for checks to recover
-# (shifted and out-of-range rows leave the 30s drift window 30s after they stop).
+# (shifted and out-of-range rows leave the 30s drift window 30s after they stop;
+# a materialization resumes within a tick of the stall's end).
 _ENDLESS = Timeline.of(
     [
         (20, 50, IncidentKind.NULL_BURST.value),
@@ -224,8 +249,9 @@ _ENDLESS = Timeline.of(
         (130, 160, IncidentKind.OUT_OF_RANGE.value),
         (190, 220, IncidentKind.COLUMN_RETYPED.value),
         (240, 240 + max(_STALL, 45), IncidentKind.STALLED_FEED.value),
+        (300, 300 + max(_MATERIALIZATION_STALL, 45), IncidentKind.MATERIALIZATION_STALL.value),
     ],
-    period=310,
+    period=370,
 )
 
 
@@ -266,6 +292,8 @@ class IncidentGenerator:
         timeline: the incidents; ``Timeline.for_duration(None)`` (endless) if omitted.
         tick: seconds between ticks of the background thread.
         seed: seed of the random orders, for a reproducible demo.
+        features: the demo's feature pipeline (``build_feature_repo``), stepped every
+            tick and held back from materializing during a materialization stall.
     """
 
     def __init__(
@@ -276,8 +304,10 @@ class IncidentGenerator:
         timeline: Timeline | None = None,
         tick: float = 1.0,
         seed: int = 1,
+        features: FeaturePipeline | None = None,
     ) -> None:
         self._engine = engine
+        self._features = features
         self._clock = clock
         self._timeline = timeline if timeline is not None else Timeline.for_duration(None)
         self._tick = tick
@@ -332,14 +362,25 @@ class IncidentGenerator:
             self._thread = None
 
     def step(self) -> int:
-        """One tick: apply the incidents active now and append orders; returns rows added."""
+        """One tick: apply the incidents active now, append orders, feed the feature store.
+
+        Returns the orders added.
+
+        Raises:
+            SourceError: the feature pipeline's materialization failed.
+        """
         now = self._clock()
         if self._origin is None:
             self._origin = now
         active = {i.kind for i in self._timeline.active((now - self._origin).total_seconds())}
         self._set_retyped(IncidentKind.COLUMN_RETYPED in active)
-        if IncidentKind.STALLED_FEED in active:
-            return 0
+        added = 0 if IncidentKind.STALLED_FEED in active else self._append(now, active)
+        if self._features is not None:
+            stalled = IncidentKind.MATERIALIZATION_STALL in active
+            self._features.step(now, materialize=not stalled)
+        return added
+
+    def _append(self, now: datetime, active: set[IncidentKind]) -> int:
         with self._engine.begin() as conn:
             if not self._emails:
                 self._load(conn)
@@ -354,9 +395,9 @@ class IncidentGenerator:
             while not self._stop.is_set():
                 try:
                     self.step()
-                except SQLAlchemyError as exc:
-                    # A conflict with the agent's read or a hiccup of the file must
-                    # not end the demo: the next tick tries again.
+                except (SQLAlchemyError, SourceError) as exc:
+                    # A conflict with the agent's read or a hiccup of the file (or of
+                    # Feast) must not end the demo: the next tick tries again.
                     logger.warning("demo generator tick failed, retrying next tick: %s", exc)
                 self._stop.wait(self._tick)
         finally:

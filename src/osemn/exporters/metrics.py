@@ -14,7 +14,7 @@ import bisect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -212,6 +212,7 @@ class MetricsCollector:
         self._clock = clock
         self._lock = threading.Lock()
         self._source_up: dict[str, bool] = {}
+        self._lineage_coverage: dict[str, float] = {}
         self._runs: dict[tuple[str, str, str], int] = {}
         self._durations: dict[tuple[str, str], _Histogram] = {}
         self._checks: dict[tuple[str, str], _LastCheck] = {}
@@ -291,6 +292,11 @@ class MetricsCollector:
         with self._lock:
             self._source_up[source] = up
 
+    def set_lineage_coverage(self, coverage: Mapping[str, float]) -> None:
+        """Replace the lineage coverage of every source (after each lineage scan)."""
+        with self._lock:
+            self._lineage_coverage = dict(coverage)
+
     def describe(self) -> Iterable[Metric]:
         """The metric families without samples, so the registry can refuse duplicates."""
         return self._families()
@@ -346,6 +352,12 @@ class MetricsCollector:
             "Unix time of the last run in which every check of this kind passed.",
             labels=["dataset", "kind"],
         )
+        coverage = GaugeMetricFamily(
+            "osemn_lineage_coverage_ratio",
+            "Share of the source's datasets with a known upstream or declared a lineage root "
+            "(0..1), as of the last lineage scan.",
+            labels=["source"],
+        )
         measured = [
             GaugeMetricFamily(row.metric, row.documentation, labels=[row.subject, *row.labels])
             for row in MEASUREMENT_METRICS
@@ -354,6 +366,8 @@ class MetricsCollector:
             build.add_metric([self._version], 1)
             for source, up in sorted(self._source_up.items()):
                 source_up.add_metric([source], 1 if up else 0)
+            for source, ratio in sorted(self._lineage_coverage.items()):
+                coverage.add_metric([source], ratio)
             for run_key, count in sorted(self._runs.items()):
                 runs.add_metric(run_key, count)
             for kind_key, hist in sorted(self._durations.items()):
@@ -382,5 +396,6 @@ class MetricsCollector:
             success,
             last_run,
             last_success,
+            coverage,
             *measured,
         ]

@@ -16,6 +16,9 @@ delays its own deliveries. Each delivery keeps its idempotency key for life:
 - deliveries to one target (a webhook, one Alertmanager, one PagerDuty alert)
   go in order, one at a time, so a receiver never sees "resolved" before the
   "firing" that preceded it;
+- OpenLineage events (``enqueue_event``) are deliveries of receiver
+  ``openlineage`` when an ``OpenLineageSink`` is given: the check run that
+  emits one only writes a row;
 - an Alertmanager delivery supersedes the pending ones of the same group to
   the same URL: each carries the group's whole state, so an Alertmanager down
   for an hour gets one post when it is back, not sixty.
@@ -25,6 +28,8 @@ See: https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import threading
@@ -51,7 +56,15 @@ from osemn.exporters._outbox_schema import (
     _supersede,
 )
 from osemn.exporters.notification import Notification
-from osemn.exporters.receivers import Delivery, endpoint, plan, send
+from osemn.exporters.receivers import (
+    OPENLINEAGE_RECEIVER,
+    Delivery,
+    OpenLineageSink,
+    endpoint,
+    plan,
+    send,
+    send_event,
+)
 
 __all__ = ["DeliveryStatus", "Outbox"]
 
@@ -82,6 +95,7 @@ class Outbox:
         backoff_base: the most the first retry waits (full jitter: 0 to this).
         backoff_max: the most any retry waits, whatever the attempt.
         rng: the source of jitter (seed it in tests).
+        openlineage: where ``enqueue_event`` events go (receiver ``openlineage``).
 
     Raises:
         ValueError: a duration is not positive, or ``backoff_max < backoff_base``.
@@ -98,6 +112,7 @@ class Outbox:
         backoff_base: timedelta = timedelta(seconds=1),
         backoff_max: timedelta = timedelta(minutes=5),
         rng: random.Random | None = None,
+        openlineage: OpenLineageSink | None = None,
     ) -> None:
         if min(max_age, backoff_base) <= timedelta(0) or backoff_max < backoff_base:
             raise ValueError(
@@ -105,7 +120,9 @@ class Outbox:
                 "use positive durations with backoff_max >= backoff_base"
             )
         self._engine = engine
-        self._receivers = dict(receivers)
+        self._receivers: dict[str, ReceiverConfig | OpenLineageSink] = dict(receivers)
+        if openlineage is not None:
+            self._receivers[OPENLINEAGE_RECEIVER] = openlineage
         self._clock = clock
         self._owns_http = http is None
         self._http = httpx.Client() if http is None else http
@@ -136,7 +153,7 @@ class Outbox:
         """
         name = notification.receiver
         config = self._receivers.get(name)
-        if config is None:
+        if config is None or isinstance(config, OpenLineageSink):
             raise DeliveryError(
                 f"a notification is addressed to receiver {name!r}, which is not configured "
                 f"(configured: {', '.join(map(repr, self._receivers)) or 'none'}). Route alerts "
@@ -169,6 +186,41 @@ class Outbox:
             superseded,
         )
         self._wake[name].set()
+
+    def enqueue_event(self, event: Mapping[str, Any]) -> None:
+        """Store an OpenLineage event (its JSON document) for the ``openlineage`` receiver.
+
+        Its key is the run id and event type, so enqueueing it again adds nothing.
+
+        Raises:
+            DeliveryError: this outbox has no ``OpenLineageSink``.
+            StateError: the database refused the write; nothing was stored.
+        """
+        config = self._receivers.get(OPENLINEAGE_RECEIVER)
+        if not isinstance(config, OpenLineageSink):
+            raise DeliveryError(
+                "an OpenLineage event was enqueued but no OpenLineage transport is configured; "
+                "set lineage.openlineage in osemn.yaml or OPENLINEAGE_URL"
+            )
+        now = self._now()
+        run = str(event.get("run", {}).get("runId", ""))
+        ident = f"openlineage:{run}:{event.get('eventType', '')}:{event.get('job', {})}"
+        row = {
+            "idempotency_key": hashlib.sha256(ident.encode()).hexdigest()[:64],
+            "receiver": OPENLINEAGE_RECEIVER,
+            "receiver_type": config.type,
+            "target": "",
+            "group_key": run,
+            "notification": json.dumps(dict(event), sort_keys=True),  # the event, not an alert
+            "status": _PENDING,
+            "attempts": 0,
+            "enqueued_at": now,
+            "notified_at": now,
+            "next_attempt_at": now,
+        }
+        with self._guard("enqueue an OpenLineage event"), self._engine.begin() as conn:
+            _insert_new(conn, [row])
+        self._wake[OPENLINEAGE_RECEIVER].set()
 
     def deliver_due(self, *, limit: int = 100) -> int:
         """Make one pass: attempt the deliveries due now, at most ``limit``; return how many.
@@ -302,13 +354,16 @@ class Outbox:
                 held_back.add(where)
                 continue
             attempted += 1
-            delivery = Delivery(
-                key=row.idempotency_key,
-                target=row.target,
-                notification=Notification.from_json(row.notification),
-            )
             try:
-                send(self._http, config, delivery)
+                if isinstance(config, OpenLineageSink):
+                    send_event(config, row.notification)
+                else:
+                    delivery = Delivery(
+                        key=row.idempotency_key,
+                        target=row.target,
+                        notification=Notification.from_json(row.notification),
+                    )
+                    send(self._http, config, delivery)
             except DeliveryAttemptError as exc:
                 if exc.retryable:
                     held_back.add(where)
@@ -535,7 +590,7 @@ def _row(config: ReceiverConfig, delivery: Delivery, now: datetime) -> dict[str,
     }
 
 
-def _misrouted(config: ReceiverConfig, row: sa.Row[Any]) -> str | None:
+def _misrouted(config: ReceiverConfig | OpenLineageSink, row: sa.Row[Any]) -> str | None:
     """Why a stored delivery no longer fits its receiver's config, if it does not."""
     if row.receiver_type != config.type:
         return (

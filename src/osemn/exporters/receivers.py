@@ -15,6 +15,9 @@ they carry: signatures, PagerDuty routing keys).
 - pagerduty: Events API v2, one event per alert, ``dedup_key`` = its fingerprint.
   See: https://developer.pagerduty.com/docs/events-api-v2/trigger-events/
 - file: one JSON line per notification, appended once per key and fsynced.
+- openlineage: an OpenLineage event (not a notification), handed to the
+  transport openlineage-python was configured with (HTTP, Kafka, file, ...).
+  See: https://openlineage.io/docs/client/python#built-in-transport-types
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 
@@ -45,11 +49,16 @@ from osemn.exporters._http import map_httpx_errors
 from osemn.exporters.notification import Notification
 from osemn.rules.alerts import Alert, format_time
 
+if TYPE_CHECKING:
+    from openlineage.client import OpenLineageClient
+
 __all__ = [
+    "OPENLINEAGE_RECEIVER",
     "SIGNATURE_HEADER",
     "SLACK_MAX_ALERTS",
     "Delivery",
     "HttpRequest",
+    "OpenLineageSink",
     "endpoint",
     "plan",
     "render",
@@ -59,11 +68,13 @@ __all__ = [
     "render_slack",
     "render_webhook",
     "send",
+    "send_event",
     "sign",
     "verify_signature",
 ]
 
 SIGNATURE_HEADER = "X-Osemn-Signature"
+OPENLINEAGE_RECEIVER = "openlineage"  # the outbox receiver name of OpenLineage events
 # Slack allows 50 blocks per message; past a screenful, on-call reads the status page.
 SLACK_MAX_ALERTS = 10
 # Block Kit limits: a header's plain text, a section's text. PagerDuty's summary limit.
@@ -99,6 +110,41 @@ class HttpRequest:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True, kw_only=True)
+class OpenLineageSink:
+    """OpenLineage events as an outbox receiver: they wait in the outbox like alerts,
+    so an endpoint that is down or slow never holds up a check run.
+
+    ``client`` is an ``openlineage.client.OpenLineageClient``; ``timeout`` bounds
+    one attempt (its transport's own retries included) before it may be retried.
+    """
+
+    client: OpenLineageClient
+    timeout: timedelta = timedelta(seconds=60)
+    type: Literal["openlineage"] = "openlineage"
+
+
+def send_event(sink: OpenLineageSink, document: str) -> None:
+    """Make one attempt at an OpenLineage event (its JSON, as enqueued).
+
+    Raises:
+        DeliveryAttemptError: the transport failed; always retryable (an endpoint
+            that is down, a broker that is away), until the delivery expires.
+    """
+    try:
+        # Transports serialize with Serde.to_json, which takes the event as a dict too.
+        sink.client.transport.emit(cast(Any, json.loads(document)))
+    except Exception as exc:  # each transport raises its own errors
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise DeliveryAttemptError(
+            f"OpenLineage event not delivered by {type(sink.client.transport).__name__}: "
+            f"{type(exc).__name__}: {reason}. It stays in the outbox; check the OpenLineage "
+            "transport configuration and that its endpoint is up.",
+            receiver=OPENLINEAGE_RECEIVER,
+            retryable=True,
+        ) from exc
+
+
 def plan(config: ReceiverConfig, notification: Notification) -> tuple[Delivery, ...]:
     """The deliveries ``notification`` expands into for a receiver of type ``config``."""
     if isinstance(config, AlertmanagerReceiver):
@@ -118,8 +164,10 @@ def plan(config: ReceiverConfig, notification: Notification) -> tuple[Delivery, 
     return (Delivery(key=notification.key, target="", notification=notification),)
 
 
-def endpoint(config: ReceiverConfig, target: str) -> str:
+def endpoint(config: ReceiverConfig | OpenLineageSink, target: str) -> str:
     """Where a delivery goes: deliveries sharing one fail together when it is down."""
+    if isinstance(config, OpenLineageSink):
+        return OPENLINEAGE_RECEIVER
     if isinstance(config, AlertmanagerReceiver):
         return target
     if isinstance(config, FileReceiver):

@@ -94,6 +94,8 @@ def check_interval(config: Config, slo: SLOConfig) -> timedelta:
     """How often the SLO's dataset (or model) is checked: the unit of window widening."""
     if slo.model is not None:
         return schedule_interval(config.models[slo.model].schedule)
+    if slo.sli == "availability" and slo.source in config.feast_sources:
+        return config.feast_sources[slo.source].probe.interval  # one event per probe
     if slo.dataset is None:
         raise RuleError(
             f"SLO {slo.name!r} is about model {slo.model!r}; Prometheus rules cover dataset "

@@ -4,7 +4,9 @@ Event-based SLIs count units of data (validity: rows; completeness: cells;
 checks: check runs; drift: drift runs; accuracy: labelled predictions, once,
 in the run after their label arrived; latency: predictions served since the
 previous run). Time-sliced SLIs (freshness, volume) count one event per
-evaluation: good when the dataset met its target then.
+evaluation: good when the dataset met its target then. Availability counts
+online-store probes of a feature store: good when the store answered in time
+(``checks.featurestore``), bad when it did not; a skipped probe is no event.
 
 A result that could not be judged (``error`` or ``insufficient_data``) gives no
 event, so a source that stays down shows up as the SLO's ``absent`` alert rather
@@ -22,6 +24,7 @@ from osemn._drift_config import DRIFT_SHARE
 from osemn._model_config import LABELS_CHECK, LATENCY_CHECK
 from osemn._slo_config import SLOConfig
 from osemn.agent.schema_results import VALIDITY
+from osemn.checks._featurestore_probe import PROBE_CHECK
 from osemn.results import CheckKind, CheckResult, Status
 
 __all__ = ["SliEvent", "sli_event"]
@@ -121,8 +124,19 @@ def _model_events(check: str, sli: str) -> _Counter:
     return count
 
 
-def _none(_slo: SLOConfig, _results: Sequence[CheckResult]) -> tuple[int, int] | None:
-    return None  # feature-store SLIs are fed by their own probes, not check runs
+def _availability(slo: SLOConfig, results: Sequence[CheckResult]) -> tuple[int, int] | None:
+    """One event per probe of the SLO's feature store (one view's, or all of them)."""
+    probes = [
+        r
+        for r in results
+        if (r.kind, r.check) == (CheckKind.FEATURESTORE, PROBE_CHECK)
+        and r.source == slo.source
+        and r.status in _JUDGED
+    ]
+    if not probes:
+        return None
+    good = sum(1 for r in probes if r.status is Status.PASS)
+    return good, len(probes) - good
 
 
 _COUNTERS: dict[str, _Counter] = {
@@ -134,5 +148,5 @@ _COUNTERS: dict[str, _Counter] = {
     "drift": _drift,
     "accuracy": _model_events(LABELS_CHECK, "accuracy"),
     "latency": _model_events(LATENCY_CHECK, "latency"),
-    "availability": _none,
+    "availability": _availability,
 }

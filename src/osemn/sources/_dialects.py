@@ -400,6 +400,7 @@ _DUCKDB_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
     "bit": sa.String,
     "timestamp with time zone": lambda: sa.TIMESTAMP(timezone=True),
     "timestamptz": lambda: sa.TIMESTAMP(timezone=True),
+    "timestamptz_ns": lambda: sa.TIMESTAMP(timezone=True),
     "time with time zone": lambda: sa.TIME(timezone=True),
     "interval": sa.Interval,
 }

@@ -1,0 +1,53 @@
+"""Sending OpenLineage events with openlineage-python's own transports.
+
+The client is configured the standard way: ``lineage.openlineage.transport``
+of osemn.yaml when given, else what openlineage-python reads by itself
+(``OPENLINEAGE_CONFIG``, an ``openlineage.yml``, ``OPENLINEAGE_URL``,
+``OPENLINEAGE__TRANSPORT__*``). Without any of them nothing is sent.
+See: https://openlineage.io/docs/client/python#configuration
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import RunEvent
+
+from osemn._lineage_config import OpenLineageConfig
+from osemn.errors import DeliveryError
+
+__all__ = ["emit", "openlineage_client"]
+
+_ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG")
+
+
+def openlineage_client(settings: OpenLineageConfig | None) -> OpenLineageClient | None:
+    """The client osemn.yaml or the environment asks for, None when neither does."""
+    if settings is not None and settings.transport is not None:
+        return OpenLineageClient(config={"transport": dict(settings.transport)})
+    configured = any(os.environ.get(name) for name in _ENV) or any(
+        name.startswith("OPENLINEAGE__TRANSPORT") for name in os.environ
+    )
+    if configured or Path("openlineage.yml").exists():
+        return OpenLineageClient()
+    return None
+
+
+def emit(client: OpenLineageClient, events: Sequence[RunEvent]) -> None:
+    """Send ``events`` in order.
+
+    Raises:
+        DeliveryError: the transport refused one; those after it were not sent.
+    """
+    for i, event in enumerate(events):
+        try:
+            client.emit(event)
+        except Exception as exc:  # each transport raises its own errors
+            raise DeliveryError(
+                f"OpenLineage event {i + 1} of {len(events)} not delivered by "
+                f"{type(client.transport).__name__}: {exc}. Check lineage.openlineage.transport "
+                "or OPENLINEAGE_URL, and that the receiver is up."
+            ) from exc

@@ -1,0 +1,145 @@
+"""Real Feast repos for the feature-store tests, built in tmp_path and materialized.
+
+Times are relative to the real clock (rounded to the second): Feast serves a
+value only while it is younger than the view's TTL by the real clock, so the
+frozen clock of the checks stands at ``NOW``, a moment of this test run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
+    PostgreSQLSource,
+)
+from feast.types import Float64, Int64, String
+
+from osemn.results import CheckResult
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+TTL = timedelta(days=1)
+
+
+def project_name() -> str:
+    """A Feast project of its own (it prefixes the Redis keys)."""
+    return "osemn_feast_" + uuid.uuid4().hex[:10]
+
+
+def by_check(results: list[CheckResult]) -> dict[str, CheckResult]:
+    """Results by check name (one view per repo, so names are unique)."""
+    return {r.check: r for r in results}
+
+
+class FrozenClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def driver_rows() -> pd.DataFrame:
+    """Four rows of three drivers; driver 2's conv_rate is null, driver 3's city too.
+
+    Completeness: conv_rate 3/4, trips 4/4, city 3/4. Newest row: NOW - 1h.
+    """
+    return pd.DataFrame(
+        {
+            "driver_id": pd.Series([1, 2, 3, 1], dtype="int64"),
+            "conv_rate": [0.5, None, 0.25, 0.75],
+            "trips": pd.Series([10, 20, 30, 11], dtype="int64"),
+            "city": ["Oslo", "Lima", None, "Oslo"],
+            "event_timestamp": [NOW - timedelta(hours=h) for h in (5, 4, 3, 1)],
+        }
+    )
+
+
+def write_yaml(
+    repo: Path, *, project: str, online: dict[str, Any], offline: dict[str, Any]
+) -> None:
+    repo.mkdir(parents=True, exist_ok=True)
+    config = {
+        "project": project,
+        "registry": str(repo / "registry.db"),
+        "provider": "local",
+        "online_store": online,
+        "offline_store": offline,
+        "entity_key_serialization_version": 3,
+    }
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+
+
+def driver_objects(source: Any, *, ttl: timedelta = TTL) -> list[Any]:
+    """The ``driver`` entity and the ``driver_stats`` view over ``source``."""
+    driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+    view = FeatureView(
+        name="driver_stats",
+        entities=[driver],
+        ttl=ttl,
+        schema=[
+            Field(name="driver_id", dtype=Int64),
+            Field(name="conv_rate", dtype=Float64),
+            Field(name="trips", dtype=Int64),
+            Field(name="city", dtype=String),
+        ],
+        source=source,
+        online=True,
+    )
+    return [driver, view]
+
+
+def file_repo(
+    repo: Path, *, materialize_until: datetime | None = NOW - timedelta(minutes=30)
+) -> FeatureStore:
+    """A repo with a parquet FileSource and the SQLite online store, applied (and materialized)."""
+    write_yaml(
+        repo,
+        project=project_name(),
+        online={"type": "sqlite", "path": str(repo / "online.db")},
+        offline={"type": "file"},
+    )
+    path = repo / "data" / "drivers.parquet"
+    path.parent.mkdir()
+    driver_rows().to_parquet(path)
+    store = FeatureStore(repo_path=str(repo))
+    store.apply(
+        driver_objects(FileSource(path="data/drivers.parquet", timestamp_field="event_timestamp"))
+    )
+    if materialize_until is not None:
+        store.materialize(NOW - TTL, materialize_until)
+    return store
+
+
+def postgres_repo(
+    repo: Path, *, schema: str, redis_port: int = 6379, project: str | None = None
+) -> FeatureStore:
+    """A repo with a PostgreSQLSource (table ``schema.drivers``) and the Redis online store."""
+    write_yaml(
+        repo,
+        project=project or project_name(),
+        online={"type": "redis", "connection_string": f"127.0.0.1:{redis_port}"},
+        offline={
+            "type": "postgres",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "database": "test",
+            "db_schema": schema,
+            "user": "postgres",
+            "password": "",
+            "sslmode": "disable",
+        },
+    )
+    store = FeatureStore(repo_path=str(repo))
+    source = PostgreSQLSource(
+        name="drivers", table=f"{schema}.drivers", timestamp_field="event_timestamp"
+    )
+    store.apply(driver_objects(source))
+    return store
