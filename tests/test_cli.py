@@ -183,3 +183,53 @@ def test_check_with_dataframe_model(
 
 class OrdersModel(pa.DataFrameModel):
     amount: float = pa.Field(ge=0, nullable=True)
+
+
+def test_validate_lists_the_feature_views_of_a_feast_source(
+    duckdb_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    from tests.featurestore.helpers import file_repo
+
+    load_orders(duckdb_warehouse)
+    duckdb_warehouse.engine.dispose()
+    file_repo(tmp_path / "repo")
+    path = write_config(
+        tmp_path, duckdb_warehouse, extra_sources="  features: {feast: repo, interval: 10m}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"source features: ok (Feast repo {tmp_path / 'repo'}, feature views: 1)" in (
+        result.stdout
+    )
+    parquet = tmp_path / "repo" / "data" / "drivers.parquet"
+    assert (
+        f"source features: feature view driver_stats: 3 features, file source {parquet}: "
+        "freshness, completeness, dtype, materialization, online parity every 10m; probes of "
+        "5 entities every 30s (timeout 2s)"
+    ) in result.stdout
+
+    path.write_text(
+        path.read_text().replace(
+            "interval: 10m}", "interval: 10m, feature_views: {driver_stats: {schema: nope.yaml}}}"
+        )
+    )
+    result = CliRunner().invoke(main, ["validate", "-c", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "source features: ERROR feature view driver_stats: " in result.stdout
+    assert "nope.yaml" in result.stdout
+
+
+def test_lineage_has_the_feature_views(duckdb_warehouse: Warehouse, tmp_path: Path) -> None:
+    from tests.featurestore.helpers import file_repo
+
+    load_orders(duckdb_warehouse)
+    duckdb_warehouse.engine.dispose()
+    file_repo(tmp_path / "repo")
+    path = write_config(tmp_path, duckdb_warehouse, extra_sources="  features: {feast: repo}\n")
+    result = CliRunner().invoke(main, ["lineage", "-c", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    nodes = {n["key"]: n for n in json.loads(result.stdout)["nodes"]}
+    parquet = f"file/{tmp_path / 'repo' / 'data' / 'drivers.parquet'}"
+    assert nodes["features/driver_stats"]["upstream"] == [parquet]
+    assert nodes["features/driver_stats"]["kind"] == "materialized_view"
+    assert any(n["dataset"] == "orders" for n in nodes.values())  # the warehouse's scan

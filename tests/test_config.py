@@ -419,3 +419,88 @@ def test_bad_lineage_block(block: str, expected: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(GOOD + block + "\n", env={})
     assert expected in str(raised.value)
+
+
+_FEAST_BASE = """version: 1
+sources:
+  wh: {url: "duckdb:///x.duckdb"}
+  features:
+    feast: feature_repo
+    probe: {interval: 10s}
+datasets:
+  orders: {source: wh, table: orders}
+"""
+
+
+def test_a_feast_source_beside_a_warehouse(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "osemn.yaml"
+    path.parent.mkdir()
+    views = "    feature_views: {driver_stats: {freshness: 2h, schema: drivers.yaml}}\n"
+    path.write_text(
+        _FEAST_BASE.replace("datasets:", views + "datasets:")
+        + "slos:\n  - {name: up, sli: availability, source: features, objective: 99.9%}\n"
+    )
+    config = load_config(path)
+    assert list(config.warehouse_sources) == ["wh"]
+    feast = config.feast_sources["features"]
+    assert feast.repo_path(config.base_dir) == tmp_path / "conf" / "feature_repo"
+    assert feast.probe.interval == timedelta(seconds=10)
+    assert feast.view("driver_stats").freshness == timedelta(hours=2)
+    (slo,) = config.slo_list
+    assert (slo.source, slo.feature_view, slo.subject) == ("features", None, "features")
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (
+            "    bogus: 1\n",
+            "osemn.yaml:7: sources.features.bogus: unknown key in features; valid keys: feast, "
+            "interval, max_concurrency, statement_timeout, probe, parity, feature_views",
+        ),
+        (
+            "    feature_views: {driver_stats: {ttl: 1h}}\n",
+            "osemn.yaml:7: sources.features.feature_views.driver_stats.ttl: unknown key in "
+            "driver_stats; valid keys: freshness, materialization, min_completeness, "
+            "parity_tolerance, schema",
+        ),
+        (
+            "  views: {source: features, table: driver_stats}\n",
+            "osemn.yaml:9: datasets.views.source: source 'features' is a Feast repo: its feature "
+            "views are checked as datasets without a `datasets:` entry",
+        ),
+        (
+            "slos:\n  - {name: up, sli: availability, source: wh, objective: 99%}\n",
+            "osemn.yaml:10: slos.0.source: unknown Feast source 'wh'; sli availability is "
+            "measured by the online-store probes of a `feast:` source; defined Feast sources: "
+            "'features'",
+        ),
+        (
+            "slos:\n  - {name: up, sli: availability, dataset: orders, objective: 99%}\n",
+            "osemn.yaml:10: slos.0: sli availability needs `source:`",
+        ),
+        (
+            "slos:\n  - {name: up, sli: checks, dataset: orders, source: features, "
+            "objective: 99%}\n",
+            "osemn.yaml:10: slos.0: `source:` and `feature_view:` only apply to sli availability",
+        ),
+    ],
+)
+def test_bad_feast_sources_are_config_errors(tail: str, expected: str) -> None:
+    text = _FEAST_BASE.replace(
+        "    probe: {interval: 10s}\n", "    probe: {interval: 10s}\n" + tail
+    )
+    if not tail.startswith("    "):
+        text = _FEAST_BASE + tail
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, env={})
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_a_source_with_neither_url_nor_feast() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config("version: 1\nsources:\n  s: {max_concurrency: 2}\n", env={})
+    assert str(err.value) == (
+        "osemn.yaml:3: sources.s.url: a source needs `url:` (a warehouse's SQLAlchemy URL) or "
+        "`feast:` (a Feast repo folder with feature_store.yaml)"
+    )

@@ -25,6 +25,7 @@ from osemn.results import CheckResult, Status
 if TYPE_CHECKING:
     from osemn.agent.agent import Agent
     from osemn.config import Config
+    from osemn.sources.featurestore import FeatureStoreSource
 
 __all__ = ["main"]
 
@@ -171,6 +172,16 @@ def validate(config_path: str) -> None:
             else:
                 problems += 1
                 click.echo(f"source {name}: ERROR {error}")
+        for name, store in agent.feature_stores.items():
+            plan = store.plan()
+            if plan.error is None:
+                click.echo(
+                    f"source {name}: ok (Feast repo {store.config.repo_path(config.base_dir)}, "
+                    f"feature views: {len(plan.views)})"
+                )
+            for line in store.describe_plan(plan):
+                click.echo(f"source {name}: {line}")
+                problems += line.startswith("ERROR")
         for name, runner in agent.runners.items():
             for line in runner.describe_plan():
                 click.echo(f"dataset {name}: {line}")
@@ -372,15 +383,19 @@ def lineage(config_path: str, fmt: str) -> None:
 
     config = _load(config_path)
     warehouses: dict[str, Warehouse] = {}
+    stores: dict[str, FeatureStoreSource] = {}
     try:
-        warehouses = {name: Warehouse(name, src) for name, src in config.sources.items()}
-        graph = scan_lineage(config, warehouses).graph
+        warehouses = {name: Warehouse(name, src) for name, src in config.warehouse_sources.items()}
+        stores = _open_feature_stores(config)
+        graph = scan_lineage(config, warehouses, feature_stores=stores).graph
     except OsemnError as exc:
         click.echo(f"osemn: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     finally:
         for warehouse in warehouses.values():
             warehouse.close()
+        for store in stores.values():
+            store.close()
     for problem in graph.problems:
         click.echo(f"osemn: lineage: {problem.message}", err=True)
     if fmt == "json":
@@ -394,7 +409,7 @@ def lineage(config_path: str, fmt: str) -> None:
         settings = config.lineage.openlineage if config.lineage is not None else None
         events = scan_events(
             graph,
-            urls={name: src.url for name, src in config.sources.items()},
+            urls={name: src.url for name, src in config.warehouse_sources.items()},
             namespace=settings.namespace if settings is not None else "osemn",
             at=utcnow(),
         )
@@ -407,6 +422,21 @@ def lineage(config_path: str, fmt: str) -> None:
             except OsemnError as exc:
                 click.echo(f"osemn: {exc}", err=True)
                 sys.exit(EXIT_ERROR)
+
+
+def _open_feature_stores(config: Config) -> dict[str, FeatureStoreSource]:
+    """The Feast repos of the config; one that does not load is left out of lineage."""
+    if not config.feast_sources:
+        return {}
+    from osemn.sources.featurestore import FeatureStoreSource
+
+    stores: dict[str, FeatureStoreSource] = {}
+    for name, src in config.feast_sources.items():
+        try:
+            stores[name] = FeatureStoreSource(name, src, base_dir=config.base_dir)
+        except OsemnError as exc:
+            click.echo(f"osemn: lineage: source {name!r} not scanned: {exc}", err=True)
+    return stores
 
 
 # -- dashboards -----------------------------------------------------------------------

@@ -8,11 +8,15 @@ frozen clock of the checks stands at ``NOW``, a moment of this test run.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import redis
+import sqlalchemy as sa
 import yaml
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
@@ -20,7 +24,10 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 )
 from feast.types import Float64, Int64, String
 
+from osemn._feast_config import FeastSourceConfig
 from osemn.results import CheckResult
+from osemn.sources.featurestore import FeatureStoreSource
+from tests.conftest import PG_URL
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TTL = timedelta(days=1)
@@ -143,3 +150,70 @@ def postgres_repo(
     )
     store.apply(driver_objects(source))
     return store
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+class PgRepo:
+    """A materialized PostgreSQL + Redis repo, and the sources opened on it."""
+
+    def __init__(self, repo: Path, schema: str, engine: sa.Engine, project: str) -> None:
+        self.repo = repo
+        self.schema = schema
+        self.engine = engine
+        self.project = project
+        self.opened: list[FeatureStoreSource] = []
+
+    def source(self, **options: Any) -> FeatureStoreSource:
+        config = FeastSourceConfig.model_validate({"feast": str(self.repo), **options})
+        self.opened.append(FeatureStoreSource("features", config))
+        return self.opened[-1]
+
+    def set_redis_port(self, port: int) -> None:
+        path = self.repo / "feature_store.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["online_store"]["connection_string"] = f"127.0.0.1:{port}"
+        path.write_text(yaml.safe_dump(config))
+
+
+@contextmanager
+def postgres_redis_repo(tmp_path: Path) -> Iterator[PgRepo]:
+    """``driver_rows`` in a PostgreSQL schema of its own, a repo over it, materialized to Redis.
+
+    The schema and the project's Redis keys are deleted afterwards.
+    """
+    schema = "osemn_feast_" + uuid.uuid4().hex[:10]
+    project = project_name()
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.schema.CreateSchema(schema))
+    table = sa.Table(
+        "drivers",
+        sa.MetaData(),
+        sa.Column("driver_id", sa.BigInteger),
+        sa.Column("conv_rate", sa.Double),
+        sa.Column("trips", sa.BigInteger),
+        sa.Column("city", sa.Text),
+        sa.Column("event_timestamp", sa.TIMESTAMP(timezone=True)),
+        schema=schema,
+    )
+    table.create(engine)
+    with engine.begin() as conn:
+        rows = driver_rows().astype(object)
+        conn.execute(table.insert(), rows.where(rows.notna(), None).to_dict("records"))
+    client = redis.Redis.from_url(REDIS)
+    try:
+        store = postgres_repo(tmp_path / "repo", schema=schema, project=project)
+        store.materialize(NOW - timedelta(days=1), NOW - timedelta(minutes=30))
+        repo = PgRepo(tmp_path / "repo", schema, engine, project)
+        yield repo
+        for source in repo.opened:
+            source.close()
+    finally:
+        for key in client.scan_iter(match=b"*" + project.encode()):
+            client.delete(key)
+        client.close()
+        with engine.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True))
+        engine.dispose()

@@ -136,3 +136,15 @@ def test_a_yaml_syntax_error_gives_the_line_not_the_text(tmp_path: Path) -> None
         load(tmp_path)
     assert re.search(r"ParserError: line \d+, column \d+: expected", str(err.value))
     assert "hunter2" not in str(err.value)
+
+
+def test_an_expired_online_value_agrees_when_hidden_or_equal() -> None:
+    """Past the TTL a store may hide the value or keep serving it; only a different value
+    is skew."""
+    from osemn.checks._featurestore_parity import _agrees
+
+    assert _agrees(3, None, "expired", expired=True)
+    assert _agrees(3, None, "not_found", expired=True)
+    assert _agrees(3, 3, "present", expired=True)
+    assert not _agrees(3, 4, "present", expired=True)
+    assert not _agrees(3, None, "not_found", expired=False)

@@ -242,3 +242,28 @@ def test_parity_samples_at_most_the_configured_entities(repo: Path) -> None:
     source = open_source(repo, parity={"sample": 2})
     results = by_check(FeatureStoreChecks(source, clock=FrozenClock()).run())
     assert results["trips:online_parity(tolerance=0)"].rows == 2
+
+
+def test_a_zoned_timestamp_feature_of_a_parquet_file_has_its_dtype(tmp_path: Path) -> None:
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import UnixTimestamp
+
+    from tests.featurestore.helpers import project_name, write_yaml
+
+    repo = tmp_path / "repo"
+    write_yaml(repo, project=project_name(), online={"type": "sqlite"}, offline={"type": "file"})
+    rows = driver_rows()
+    rows["last_trip"] = rows["event_timestamp"]  # pandas writes TIMESTAMP(ns, UTC)
+    (repo / "trips.parquet").write_bytes(rows.to_parquet())
+    driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+    view = FeatureView(
+        name="trips",
+        entities=[driver],
+        schema=[Field(name="last_trip", dtype=UnixTimestamp)],
+        source=FileSource(path="trips.parquet", timestamp_field="event_timestamp"),
+        online=False,
+    )
+    FeatureStore(repo_path=str(repo)).apply([driver, view])
+    results = by_check(FeatureStoreChecks(open_source(repo), clock=FrozenClock()).run())
+    dtype = results["last_trip:dtype('UnixTimestamp')"]  # DuckDB reads it as TIMESTAMPTZ_NS
+    assert dtype.status is Status.PASS, dtype.failures

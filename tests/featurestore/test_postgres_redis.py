@@ -8,96 +8,35 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 import sqlalchemy as sa
-import yaml
 from feast import FeatureStore
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
     PostgreSQLSource,
 )
 
-from osemn._feast_config import FeastSourceConfig
 from osemn.checks.featurestore import FeatureStoreChecks, OnlineProber, ProbeStatus
 from osemn.results import Status
-from osemn.sources.featurestore import FeatureStoreSource
-from tests.conftest import PG_URL
 from tests.featurestore.helpers import (
     NOW,
+    REDIS,
     FrozenClock,
+    PgRepo,
     by_check,
     driver_objects,
-    driver_rows,
-    postgres_repo,
-    project_name,
+    postgres_redis_repo,
 )
 from tests.servers import free_port
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-class PgRepo:
-    def __init__(self, repo: Path, schema: str, engine: sa.Engine, project: str) -> None:
-        self.repo = repo
-        self.schema = schema
-        self.engine = engine
-        self.project = project
-        self.opened: list[FeatureStoreSource] = []
-
-    def source(self, **options: Any) -> FeatureStoreSource:
-        config = FeastSourceConfig.model_validate({"feast": str(self.repo), **options})
-        self.opened.append(FeatureStoreSource("features", config))
-        return self.opened[-1]
-
-    def set_redis_port(self, port: int) -> None:
-        path = self.repo / "feature_store.yaml"
-        config = yaml.safe_load(path.read_text())
-        config["online_store"]["connection_string"] = f"127.0.0.1:{port}"
-        path.write_text(yaml.safe_dump(config))
 
 
 @pytest.fixture
 def pg_repo(tmp_path: Path) -> Iterator[PgRepo]:
-    schema = "osemn_feast_" + uuid.uuid4().hex[:10]
-    project = project_name()
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.schema.CreateSchema(schema))
-    table = sa.Table(
-        "drivers",
-        sa.MetaData(),
-        sa.Column("driver_id", sa.BigInteger),
-        sa.Column("conv_rate", sa.Double),
-        sa.Column("trips", sa.BigInteger),
-        sa.Column("city", sa.Text),
-        sa.Column("event_timestamp", sa.TIMESTAMP(timezone=True)),
-        schema=schema,
-    )
-    table.create(engine)
-    with engine.begin() as conn:
-        rows = driver_rows().astype(object)
-        conn.execute(table.insert(), rows.where(rows.notna(), None).to_dict("records"))
-    client = redis.Redis.from_url(REDIS)
-    try:
-        store = postgres_repo(tmp_path / "repo", schema=schema, project=project)
-        store.materialize(NOW - timedelta(days=1), NOW - timedelta(minutes=30))
-        repo = PgRepo(tmp_path / "repo", schema, engine, project)
+    with postgres_redis_repo(tmp_path) as repo:
         yield repo
-        for source in repo.opened:
-            source.close()
-    finally:
-        for key in client.scan_iter(match=b"*" + project.encode()):
-            client.delete(key)
-        client.close()
-        with engine.begin() as conn:
-            conn.execute(sa.schema.DropSchema(schema, cascade=True))
-        engine.dispose()
 
 
 def test_offline_checks_run_in_postgres_tagged(pg_repo: PgRepo) -> None:

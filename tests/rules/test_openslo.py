@@ -27,7 +27,16 @@ def slo_configs(draw: st.DrawFn) -> SLOConfig:
     """Any valid SLO: every field set or not, names and values with awkward characters."""
     sli = draw(
         st.sampled_from(
-            ["freshness", "validity", "completeness", "volume", "checks", "drift", "accuracy"]
+            [
+                "freshness",
+                "validity",
+                "completeness",
+                "volume",
+                "checks",
+                "drift",
+                "accuracy",
+                "availability",
+            ]
         )
     )
     name = draw(st.sampled_from(ALNUM)) + draw(st.text("ab0-", max_size=6))
@@ -42,7 +51,11 @@ def slo_configs(draw: st.DrawFn) -> SLOConfig:
         ),
     }
     subject = draw(st.text("aZ_.:-0 é", min_size=1, max_size=8))
-    doc["model" if sli == "accuracy" else "dataset"] = subject
+    if sli == "availability":
+        doc["source"] = subject
+        doc["feature_view"] = draw(st.none() | st.text("ab_", min_size=1, max_size=4))
+    else:
+        doc["model" if sli == "accuracy" else "dataset"] = subject
     if sli == "completeness":
         column = st.text("ab_,", min_size=1, max_size=4)
         doc["columns"] = tuple(draw(st.lists(column, min_size=1, max_size=3)))
@@ -279,7 +292,7 @@ spec:
             "sli: checks}}}\n        total",
             "sli: checks, query: x}}}\n        total",
             ":11: spec.indicator.spec.ratioMetric.good.metricSource.spec.query:",
-            "unknown key; valid keys: dataset, model, sli, columns",
+            "unknown key; valid keys: dataset, model, source, feature_view, sli, columns",
         ),
         (
             "sli: checks}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,8 @@ from osemn.results import CheckKind, CheckResult, Status
 from osemn.sources.warehouse import _Backoff
 
 if TYPE_CHECKING:
+    from osemn.agent.runner import DatasetRunner
+    from osemn.agent.state import StateStore
     from osemn.checks.featurestore import FeatureStoreChecks, OnlineProber, ProbeResult
     from osemn.sources.featurestore import FeatureStoreSource, FeatureViewInfo
 
@@ -47,13 +49,16 @@ class StoreJobs:
     """One Feast source in the agent: its repo, its checks and its online probes.
 
     ``run_checks`` and ``probe`` run on different scheduler threads; the repo is
-    opened once, by whichever asks first.
+    opened once, by whichever asks first. A view with ``schema:`` also gets a
+    ``DatasetRunner`` on its batch source, so its pandera checks run fused there.
 
     Args:
         name: the source's key under ``sources:``.
         config: its ``feast:`` options.
-        base_dir: the folder of osemn.yaml (relative repo paths start there).
+        base_dir: the folder of osemn.yaml (relative repo and schema paths start there).
+        state: the agent's state store (the schema runners' watermarks and history).
         clock: aware-UTC wall clock, for results and probes.
+        mask_key: the key of masked failure values.
         monotonic: seconds, for the backoff between loads.
     """
 
@@ -63,12 +68,17 @@ class StoreJobs:
         config: FeastSourceConfig,
         *,
         base_dir: Path,
+        state: StateStore,
         clock: Callable[[], datetime],
+        mask_key: bytes,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.config = config
         self._base_dir = base_dir
+        self._state = state
+        self._mask_key = mask_key
+        self._runners: dict[str, DatasetRunner | None] = {}
         self._clock = clock
         self._lock = threading.Lock()
         self._backoff = _Backoff(monotonic)
@@ -82,11 +92,6 @@ class StoreJobs:
     def up(self) -> bool:
         """The repo loaded and its registry answered the last run (``osemn_source_up``)."""
         return self._up
-
-    @property
-    def source(self) -> FeatureStoreSource | None:
-        """The opened repo, None until it loaded."""
-        return self._source
 
     def open(self) -> FeatureStoreSource:
         """The repo, loaded now unless it is loaded or backing off after a failure.
@@ -127,6 +132,7 @@ class StoreJobs:
                 log.info("source %r is up again: its Feast repo loaded", self.name)
             self._backoff.succeeded()
             self._error = None
+            self._up = True  # it read the registry; each run of the checks says again
             self._source = source
             self._checks = FeatureStoreChecks(source, clock=self._clock)
             self._prober = OnlineProber(source, clock=self._clock)
@@ -143,7 +149,59 @@ class StoreJobs:
 
         results = self._checks.run()
         self._up = not any(r.check == REGISTRY_CHECK for r in results)
+        if self._up and any(v.schema_ is not None for v in self.config.feature_views.values()):
+            results += self._schema_results()
         return results
+
+    def _schema_results(self) -> list[CheckResult]:
+        """The pandera checks of every view that has ``schema:``, each on its batch source."""
+        assert self._source is not None
+        out: list[CheckResult] = []
+        try:
+            views = self._source.views()
+        except OsemnError as exc:  # the registry went away since the checks read it
+            log.warning("source %r: schemas not run: %s", self.name, exc)
+            return out
+        for view in views:
+            try:
+                runner = self._schema_runner(self._source, view)
+            except OsemnError as exc:
+                log.warning("feature view %s of %r: schema not run: %s", view.name, self.name, exc)
+                continue
+            if runner is not None:
+                out += runner.run()
+        return out
+
+    def _schema_runner(
+        self, source: FeatureStoreSource, view: FeatureViewInfo
+    ) -> DatasetRunner | None:
+        if view.name in self._runners:
+            return self._runners[view.name]
+        from osemn.agent.runner import DatasetRunner
+
+        dataset = source.dataset_config(view)
+        runner = None
+        if dataset is not None and dataset.schema_ref is not None:
+            from osemn.checks.schema import load_schema  # pandera loads only if asked
+
+            schema, error = None, None
+            try:
+                schema = load_schema(dataset.schema_ref, base_dir=self._base_dir)
+            except OsemnError as exc:
+                error = str(exc)
+                log.error("feature view %s of %r: %s", view.name, self.name, exc)
+            runner = DatasetRunner(
+                name=view.name,
+                config=dataset,
+                warehouse=source.offline(view).warehouse,
+                state=self._state,
+                schema=schema,
+                schema_error=error,
+                clock=self._clock,
+                mask_key=self._mask_key,
+            )
+        self._runners[view.name] = runner
+        return runner
 
     def probe(self) -> list[ProbeResult]:
         """One probe per online feature view; none while the repo does not load."""
@@ -163,7 +221,10 @@ class StoreJobs:
         return StorePlan(views=views)
 
     def describe_plan(self, plan: StorePlan) -> list[str]:
-        """What would run, one line per view (``osemn validate``)."""
+        """What would run, one line per view (``osemn validate``).
+
+        A view's pandera schema that does not load is an ``ERROR`` line of its own.
+        """
         if plan.error is not None:
             return [f"ERROR {plan.error}"]
         interval = _duration(self.config.interval)
@@ -189,6 +250,13 @@ class StoreJobs:
                 f"feature view {view.name}: {len(view.features)} features, "
                 f"{_batch_label(view)}: {what}"
             )
+            if options.schema_ is not None:
+                from osemn.checks.schema import load_schema  # pandera loads only if asked
+
+                try:
+                    load_schema(options.schema_, base_dir=self._base_dir)
+                except OsemnError as exc:
+                    lines.append(f"ERROR feature view {view.name}: {exc}")
         return lines or ["no feature view in the registry: run `feast apply` in the repo"]
 
     def close(self) -> None:
@@ -207,14 +275,6 @@ class StoreJobs:
             finished_at=self._clock(),
             source=self.name,
         )
-
-
-def store_subjects(results: Sequence[CheckResult]) -> dict[str, list[CheckResult]]:
-    """Results by the feature view (or source) they are about, in order."""
-    out: dict[str, list[CheckResult]] = {}
-    for r in results:
-        out.setdefault(r.dataset, []).append(r)
-    return out
 
 
 def _batch_label(view: FeatureViewInfo) -> str:

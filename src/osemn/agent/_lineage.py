@@ -24,6 +24,7 @@ from osemn.sources.warehouse import Warehouse
 if TYPE_CHECKING:
     from osemn.exporters.outbox import Outbox
     from osemn.exporters.receivers import OpenLineageSink
+    from osemn.sources.featurestore import FeatureStoreSource
 
 __all__ = ["AgentLineage"]
 
@@ -39,6 +40,7 @@ class AgentLineage:
         metrics: where ``osemn_lineage_coverage_ratio`` is set.
         warehouses: the agent's warehouses, scanned with their own engines.
         clock: aware-UTC wall clock.
+        feature_stores: the Feast sources whose repos are loaded now (their views are nodes).
     """
 
     def __init__(
@@ -49,8 +51,10 @@ class AgentLineage:
         metrics: MetricsCollector,
         warehouses: Mapping[str, Warehouse],
         clock: Callable[[], datetime],
+        feature_stores: Callable[[], Mapping[str, FeatureStoreSource]] = dict,
     ) -> None:
         self._config = config
+        self._feature_stores = feature_stores
         self._state = state
         self._metrics = metrics
         self._warehouses = warehouses
@@ -102,7 +106,7 @@ class AgentLineage:
         """
         from osemn.lineage.scan import scan_lineage
 
-        scan = scan_lineage(self._config, self._warehouses)
+        scan = scan_lineage(self._config, self._warehouses, feature_stores=self._feature_stores())
         graph = scan.graph
         for problem in graph.problems:
             log.warning("lineage: %s", problem.message)
@@ -121,7 +125,7 @@ class AgentLineage:
         if self._outbox is not None:
             from osemn.lineage.openlineage import scan_events
 
-            urls = {name: src.url for name, src in self._config.sources.items()}
+            urls = {name: src.url for name, src in self._config.warehouse_sources.items()}
             self._enqueue(
                 "lineage scan", scan_events(graph, urls=urls, namespace=self._namespace, at=at)
             )

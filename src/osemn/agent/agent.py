@@ -6,6 +6,7 @@ the sidecar produce the same results from the same code.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from osemn._clock import utcnow
 from osemn._version import __version__
+from osemn.agent._featurestore import StoreJobs
 from osemn.agent._lineage import AgentLineage
 from osemn.agent.runner import DatasetRunner
 from osemn.agent.scheduler import Scheduler
@@ -36,11 +38,13 @@ from osemn.rules.evaluator import SloEvaluator, SloStatus
 from osemn.sources.warehouse import Warehouse
 
 if TYPE_CHECKING:
+    from osemn.checks.featurestore import FeatureStoreCollector
     from osemn.checks.model import ModelRunner
     from osemn.exporters.dispatch import Dispatcher
     from osemn.exporters.outbox import Outbox
     from osemn.exporters.receivers import OpenLineageSink
     from osemn.lineage.graph import LineageGraph
+    from osemn.sources.featurestore import FeatureStoreSource
 
 __all__ = ["Agent", "validate_sources"]
 
@@ -91,7 +95,7 @@ class Agent:
         self.state = StateStore(config.agent.state, clock=clock)
         self.warehouses = {
             name: Warehouse(name, src, engine=(engines or {}).get(name))
-            for name, src in config.sources.items()
+            for name, src in config.warehouse_sources.items()
         }
         self.schema_errors: dict[str, str] = {}
         self.runners: dict[str, DatasetRunner] = {}
@@ -99,6 +103,26 @@ class Agent:
         self._latest: dict[str, list[CheckResult]] = {}
         self._lock = threading.Lock()
         self._mask_key = _mask_key()
+        self.feature_stores = {
+            name: StoreJobs(
+                name,
+                src,
+                base_dir=config.base_dir,
+                state=self.state,
+                clock=clock,
+                mask_key=self._mask_key,
+            )
+            for name, src in config.feast_sources.items()
+        }
+        # Latest results of each store's checks and of its probes, kept apart from
+        # datasets': a feature view may share a dataset's name.
+        self._store_latest: dict[tuple[str, str], list[CheckResult]] = {}
+        self.featurestore_metrics: FeatureStoreCollector | None = None
+        if self.feature_stores:
+            from osemn.checks.featurestore import FeatureStoreCollector
+
+            self.featurestore_metrics = FeatureStoreCollector(clock=lambda: clock().timestamp())
+            self.registry.register(self.featurestore_metrics)
         self._scheduler: Scheduler | None = None
         self._server: Any = None
         self._stopped = threading.Event()
@@ -107,7 +131,12 @@ class Agent:
         self.dispatcher: Dispatcher | None = None
         self._dispatcher_saved: str | None = None
         self._lineage = AgentLineage(
-            config, state=self.state, metrics=self.metrics, warehouses=self.warehouses, clock=clock
+            config,
+            state=self.state,
+            metrics=self.metrics,
+            warehouses=self.warehouses,
+            clock=clock,
+            feature_stores=self._loaded_stores,
         )
         self._slo_statuses: list[SloStatus] = []
         self._alerts: list[Alert] = []
@@ -173,6 +202,19 @@ class Agent:
                 clock=self.clock,
             )
 
+    def _loaded_stores(self) -> dict[str, FeatureStoreSource]:
+        """The Feast sources whose repo loads (lineage scans their feature views).
+
+        A repo that does not load is left out: its own jobs report it and back off.
+        """
+        out: dict[str, FeatureStoreSource] = {}
+        for name, store in self.feature_stores.items():
+            try:
+                out[name] = store.open()
+            except OsemnError:
+                continue
+        return out
+
     @property
     def lineage(self) -> LineageGraph | None:
         """The lineage graph of the last scan (or the one kept before a restart)."""
@@ -211,6 +253,8 @@ class Agent:
             self.outbox.stop()
         for warehouse in self.warehouses.values():
             warehouse.close()
+        for store in self.feature_stores.values():
+            store.close()
         self.state.close()
 
     # -- running --------------------------------------------------------------
@@ -233,6 +277,57 @@ class Agent:
         results = runner.run(events=self._record_sli and counted)
         self._publish(name, runner.warehouse, results)
         return results
+
+    def run_feature_store(self, name: str) -> list[CheckResult]:
+        """Run one Feast source's checks (every feature view) and publish the results."""
+        store = self.feature_stores[name]
+        results = store.run_checks()
+        assert self.featurestore_metrics is not None
+        self.featurestore_metrics.observe_results(name, results)
+        self._publish_store(store, "checks", results)
+        return results
+
+    def probe_feature_store(self, name: str) -> list[CheckResult]:
+        """Probe one Feast source's online store and publish the probes as results.
+
+        Each probe is an availability SLI event of the SLOs about its source or view.
+        """
+        store = self.feature_stores[name]
+        probes = store.probe()
+        assert self.featurestore_metrics is not None
+        self.featurestore_metrics.observe_probes(probes)
+        results = [p.to_result() for p in probes]
+        self._publish_store(store, "probes", results)
+        return results
+
+    def _publish_store(self, store: StoreJobs, part: str, results: list[CheckResult]) -> None:
+        self.metrics.set_source_up(store.name, store.up)
+        self.metrics.observe(results)
+        with self._lock:
+            self._store_latest[(store.name, part)] = results
+        try:
+            self.state.record_run(results)
+        except StateError as exc:
+            log.error("%s: results not recorded: %s", store.name, exc)
+        if self.slos is None or not self._record_sli:
+            return
+        # The evaluator routes a batch to the SLOs of its first result's subject: a
+        # store-wide SLO takes every view's probes as its own, a view's SLO that view's.
+        subjects = {
+            slo.subject: slo.feature_view
+            for slo in self.config.slo_list
+            if slo.sli == "availability" and slo.source == store.name
+        }
+        for subject, view in subjects.items():
+            mine = [
+                dataclasses.replace(r, dataset=subject)
+                for r in results
+                if view in (None, r.dataset)
+            ]
+            try:
+                self.slos.record(mine)
+            except StateError as exc:
+                log.error("%s: SLI events not recorded: %s", subject, exc)
 
     def _publish(self, name: str, warehouse: Warehouse, results: list[CheckResult]) -> None:
         self.metrics.set_source_up(warehouse.name, warehouse.up)
@@ -338,9 +433,12 @@ class Agent:
     def run_once(
         self, datasets: Iterable[str] | None = None, *, full: bool = False
     ) -> list[CheckResult]:
-        """Run the given datasets and models (all by default) once, in parallel per source."""
-        known = [*self.runners, *self.model_runners]
-        names = list(datasets) if datasets is not None else known
+        """Run the given datasets, models and Feast sources (all by default) once, in parallel.
+
+        A Feast source runs its feature views' checks and one round of online probes.
+        """
+        known = [*self.runners, *self.model_runners, *self.feature_stores]
+        names = list(dict.fromkeys(datasets)) if datasets is not None else known
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ConfigError(
@@ -349,9 +447,11 @@ class Agent:
             )
 
         def run(name: str) -> list[CheckResult]:
+            if name in self.runners:
+                return self.run_dataset(name, full=full)
             if name in self.model_runners:
                 return self.run_model(name)
-            return self.run_dataset(name, full=full)
+            return [*self.run_feature_store(name), *self.probe_feature_store(name)]
 
         workers = max(1, sum(s.max_concurrency for s in self.config.sources.values()))
         with ThreadPoolExecutor(max_workers=min(workers, max(len(names), 1))) as pool:
@@ -363,15 +463,22 @@ class Agent:
         with self._lock:
             names = [*self.runners, *self.model_runners]
             results = [r for name in names for r in self._latest.get(name, [])]
+            results += [
+                r
+                for name in self.feature_stores
+                for part in ("checks", "probes")
+                for r in self._store_latest.get((name, part), [])
+            ]
         return results_document(results)
 
     def latest(self) -> Sequence[CheckResult]:
         with self._lock:
-            return [r for batch in self._latest.values() for r in batch]
+            batches = [*self._latest.values(), *self._store_latest.values()]
+            return [r for batch in batches for r in batch]
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the config is loaded and the state store answers."""
-        if not self.runners and not self.model_runners:
+        if not self.runners and not self.model_runners and not self.feature_stores:
             return False, "no datasets loaded"
         if not self.state.ping():
             return False, f"state store {self.state.safe_url} does not answer"
@@ -394,12 +501,26 @@ class Agent:
                 lineage=self.lineage_document,
             )
             self._server.start()
+        # A Feast source's max_concurrency bounds its batch scans; its probes take one more.
         workers = max(2, sum(s.max_concurrency for s in self.config.sources.values()) + 1)
+        workers += len(self.feature_stores)
         scheduler = Scheduler(max_workers=workers, jitter=self.config.agent.jitter)
         for name, ds in self.config.datasets.items():
             scheduler.add(f"dataset:{name}", ds.schedule, functools.partial(self.run_dataset, name))
         for name, model in self.config.models.items():
             scheduler.add(f"model:{name}", model.schedule, functools.partial(self.run_model, name))
+        for name, store in self.config.feast_sources.items():
+            # Checks and probes are separate jobs: a slow batch scan never delays a probe.
+            scheduler.add(
+                f"featurestore:{name}",
+                Schedule(interval=store.interval),
+                functools.partial(self.run_feature_store, name),
+            )
+            scheduler.add(
+                f"featurestore-probe:{name}",
+                Schedule(interval=store.probe.interval),
+                functools.partial(self.probe_feature_store, name),
+            )
         scheduler.add("prune", Schedule(interval=PRUNE_EVERY), self._prune)
         if self.config.lineage is not None:
             scheduler.add("lineage-scan", self.config.lineage.schedule, self.scan_lineage)

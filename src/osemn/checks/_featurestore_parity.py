@@ -143,7 +143,11 @@ def _expired(view: FeatureViewInfo, row: Mapping[str, Any], now: datetime) -> bo
 
 def _agrees(offline: Any, online: Any, status: str, *, expired: bool) -> bool:
     if expired:
-        return status in ("expired", "not_found") or online is None
+        # Past the TTL a store may hide the value or still serve it (Feast 0.67's
+        # SQLite store does): either agrees, a different value does not.
+        if status in ("expired", "not_found") or online is None:
+            return True
+        return status in ("present", "null") and _same(offline, online)
     if status not in ("present", "null"):
         return False
     return _same(offline, online)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy.schema import ExecutableDDLElement
 from sqlalchemy.sql.compiler import DDLCompiler
 
 from osemn.demo.warehouse import demo_tables, utc_naive
-from osemn.errors import SourceError
+from osemn.errors import ConfigError, SourceError
 
 __all__ = [
     "EXPORT_INTERVAL",
@@ -267,28 +267,43 @@ class FeaturePipeline:
         self.materialized_until = now
 
 
-def build_feature_repo(root: Path, engine: sa.Engine, *, now: datetime) -> FeaturePipeline:
+def build_feature_repo(
+    root: Path, engine: sa.Engine, *, clock: Callable[[], datetime]
+) -> FeaturePipeline:
     """Create the Feast repo ``root/feature_repo``, export, apply and materialize once.
 
-    The repo has ``provider: local``, a registry file, the file offline store and
-    a SQLite online store at ``root/online.db``; an existing repo there is
-    replaced. The first materialization covers the TTL before ``now``.
+    The repo has ``provider: local``, a SQL registry in ``feature_repo/registry.db``
+    (SQLite), the file offline store and a SQLite online store at
+    ``root/online.db``; an existing repo there is replaced. The first snapshot
+    and materialization are taken once Feast is imported (seconds after the
+    call), covering the TTL before that instant.
 
     Args:
         root: the demo's work folder.
         engine: the demo warehouse's read-write engine, already seeded.
-        now: the demo's clock now (aware UTC).
+        clock: the demo's clock (aware UTC).
 
     Raises:
+        ConfigError: Feast is not installed.
         SourceError: Feast failed to apply or materialize the repo.
     """
     repo = root / _REPO
     (repo / _DATA).mkdir(parents=True, exist_ok=True)
     for stale in (repo / "registry.db", root / "online.db"):
         stale.unlink(missing_ok=True)
+    # A SQL registry (in a SQLite file) rather than a registry file: Feast rewrites a
+    # registry file in place, which a concurrent reader (the agent) may catch half
+    # written. And Feast refuses to serve a view while it is MATERIALIZING unless
+    # told to keep serving (feast-dev/feast#6780): every materialization would make
+    # the agent's probes see the store down for a moment.
     config = {
         "project": _PROJECT,
-        "registry": str(repo / "registry.db"),
+        "registry": {
+            "registry_type": "sql",
+            "path": sa.URL.create("sqlite", database=str(repo / "registry.db")).render_as_string(),
+            "cache_ttl_seconds": 0,
+            "serve_features_while_materializing": True,
+        },
         "provider": "local",
         "online_store": {"type": "sqlite", "path": str(root / "online.db")},
         "offline_store": {"type": "file"},
@@ -300,10 +315,17 @@ def build_feature_repo(root: Path, engine: sa.Engine, *, now: datetime) -> Featu
     with engine.begin() as conn:
         tables[0].metadata.drop_all(conn)
         tables[0].metadata.create_all(conn)
-    with _feast_call("loading the repo", repo):
+    try:
         from feast import FeatureStore
-
+    except ImportError as exc:
+        raise ConfigError(
+            f"the demo's feature store needs Feast ({exc}). Install it with: "
+            "pip install 'osemn[feast]'",
+            key="feast",
+        ) from None
+    with _feast_call("loading the repo", repo):
         store = FeatureStore(repo_path=str(repo))
+    now = clock()
     pipeline = FeaturePipeline(engine, repo, store, now=now)
     pipeline.export(now)
     with _feast_call("apply", repo):

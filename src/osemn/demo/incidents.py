@@ -35,7 +35,7 @@ from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from osemn.demo.features import FEATURE_TTL, FeaturePipeline
+from osemn.demo.features import FEATURE_TTL, MATERIALIZE_INTERVAL, FeaturePipeline
 from osemn.demo.warehouse import (
     CHECK_INTERVAL,
     DRIFT_CURRENT_WINDOW,
@@ -84,9 +84,12 @@ _MIN_SHIFT = (DRIFT_CURRENT_WINDOW / 2 + CHECK_INTERVAL + timedelta(seconds=1)).
 _LEAD = 1.0  # healthy seconds before the first incident
 _MIN_RETYPE = 3 * CHECK_INTERVAL.total_seconds()  # a retype is seen only while it lasts
 # A materialization stall must outlast the TTL plus a check interval: right after a
-# materialization the lag is 0, and a check must land once it is past the TTL. After
-# it, the next tick materializes and a check must land before the demo ends.
-_MATERIALIZATION_STALL = (FEATURE_TTL + CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
+# materialization the lag is 0, and a check must land once it is past the TTL. One
+# materialization interval more keeps it failing for a few checks. After the stall,
+# the next tick materializes and a check must land before the demo ends.
+_MATERIALIZATION_STALL = (
+    FEATURE_TTL + CHECK_INTERVAL + MATERIALIZE_INTERVAL + timedelta(seconds=1)
+).total_seconds()
 _MATERIALIZATION_RECOVERY = (2 * CHECK_INTERVAL + timedelta(seconds=1)).total_seconds()
 MIN_DURATION = max(
     _LEAD + 2 * _MIN_INCIDENT + _MIN_SHIFT + _STALL,

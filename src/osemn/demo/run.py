@@ -1,9 +1,12 @@
-"""``osemn demo``: the demo warehouse, its incident generator and the agent, in one process.
+"""``osemn demo``: the demo warehouse, its feature store, the incident generator and
+the agent, in one process.
 
 DuckDB lets one process write a database file and refuses a second connection
 with another configuration in the same process, so the demo opens the warehouse
 once, read-write, and hands that engine to both the generator (the pipeline
-being watched) and the agent (which sends it nothing but SELECTs).
+being watched) and the agent (which sends it nothing but SELECTs). The Feast
+repo's feature tables are snapshotted and exported through that engine too, on
+the generator's thread.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from osemn._clock import utcnow
 from osemn.agent.agent import Agent
 from osemn.config import parse_config
+from osemn.demo.features import FEATURE_SOURCE, build_feature_repo
 from osemn.demo.incidents import IncidentGenerator, Timeline
 from osemn.demo.status import render_status
 from osemn.demo.warehouse import DEMO_SCHEMA_DIR, create_demo_warehouse, demo_config_text
@@ -41,15 +46,19 @@ def run_demo(
     color: bool,
     alertmanager: str | None = None,
 ) -> None:
-    """Create the demo warehouse, start generator and agent, show status until done.
+    """Create the demo warehouse and feature repo, start generator and agent, show status.
 
     Alerts go to ``alerts.jsonl`` in the work folder and, given ``alertmanager``
     (a URL), to that Alertmanager as well.
 
     Raises:
         ConfigError: for a duration too short to show every incident.
+        SourceError: Feast could not apply or materialize the demo's feature repo.
     """
     timeline = Timeline.for_duration(duration)
+    # Feast prints while it materializes, on the generator's thread, by swapping
+    # sys.stdout for a moment: the status table goes to the stream held here.
+    out = sys.stdout
     temporary = workdir is None
     root = Path(tempfile.mkdtemp(prefix="osemn-demo-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)
@@ -57,6 +66,10 @@ def run_demo(
     warehouse_path.unlink(missing_ok=True)
     (root / "state.db").unlink(missing_ok=True)
     engine = create_demo_warehouse(warehouse_path, clock=utcnow)
+    _say(out, "osemn demo: building the Feast feature repo (importing Feast takes seconds)\n")
+    # Feast logs each registry refresh at INFO: several a second here, drowning the demo's own.
+    logging.getLogger("feast").setLevel(logging.WARNING)
+    features = build_feature_repo(root, engine, clock=utcnow)
     config_path = root / "osemn.yaml"
     alerts_path = root / "alerts.jsonl"
     alerts_path.unlink(missing_ok=True)
@@ -68,11 +81,12 @@ def run_demo(
             DEMO_SCHEMA_DIR,
             alerts_path=alerts_path,
             alertmanager=alertmanager,
+            feature_repo=features.repo,
         )
     )
     config = parse_config(config_path.read_text(), path=str(config_path))
     agent = Agent(config, engines={"warehouse": engine})
-    generator = IncidentGenerator(engine, clock=utcnow, timeline=timeline)
+    generator = IncidentGenerator(engine, clock=utcnow, timeline=timeline, features=features)
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -81,18 +95,18 @@ def run_demo(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    tty = sys.stdout.isatty()
+    tty = out.isatty()
     try:
         agent.open()
         generator.start()
         agent.start()
         _say(
-            f"osemn demo: warehouse {warehouse_path}, config {config_path}\n"
+            out,
+            f"osemn demo: warehouse {warehouse_path}, feature repo {features.repo}, "
+            f"config {config_path}\n"
             f"metrics on http://{config.agent.host}:{agent.port}/metrics, "
             f"status page on http://{config.agent.host}:{agent.port}/\n"
-            f"alerts to {alerts_path}"
-            + (f" and {alertmanager}" if alertmanager else "")
-            + "\n"
+            f"alerts to {alerts_path}" + (f" and {alertmanager}" if alertmanager else "") + "\n",
         )
         started = utcnow()
         last_plain = 0.0
@@ -110,16 +124,17 @@ def run_demo(
                     width=width,
                     color=color,
                     slos=agent.slo_document(),
+                    feature_stores=(FEATURE_SOURCE,),
                 )
-                _say("\x1b[H\x1b[2J" + table + "\n")
+                _say(out, "\x1b[H\x1b[2J" + table + "\n")
             elif elapsed - last_plain >= PLAIN_REFRESH_SECONDS:
                 last_plain = elapsed
-                _say(_plain(agent, generator, now) + "\n")
+                _say(out, _plain(agent, generator, now) + "\n")
     finally:
         generator.stop()
         agent.stop(timeout=10)
         now = utcnow()
-        _say(_plain(agent, generator, now) + "\n")
+        _say(out, _plain(agent, generator, now) + "\n")
         agent.close()
         engine.dispose()
         if temporary:
@@ -134,9 +149,10 @@ def _plain(agent: Agent, generator: IncidentGenerator, now: datetime) -> str:
         width=120,
         color=False,
         slos=agent.slo_document(),
+        feature_stores=(FEATURE_SOURCE,),
     )
 
 
-def _say(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+def _say(out: TextIO, text: str) -> None:
+    out.write(text)
+    out.flush()

@@ -2,16 +2,21 @@
 
 A pure function of the results and the clock, so the CLI can redraw it every
 second and tests can read it as text. A drift row shows its method and score
-(``psi 0.41``) and p-value rather than its raw measurements.
+(``psi 0.41``) and p-value rather than its raw measurements. Results of feature
+stores (a dozen per feature view) are folded into one line per view under the
+table: materialization lag, the last online-store probe, parity, and the batch
+source's checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from osemn._drift_config import DRIFT_SHARE
+from osemn.checks._featurestore_parity import parity_name
+from osemn.checks.featurestore import MATERIALIZATION, PROBE_CHECK
 from osemn.results import CheckKind, CheckResult, Measurement, Status
 
 __all__ = ["render_status"]
@@ -48,6 +53,7 @@ def render_status(
     width: int = 100,
     color: bool = False,
     slos: Mapping[str, Any] | None = None,
+    feature_stores: Collection[str] = (),
 ) -> str:
     """The latest results as a table no wider than ``width``, under a header line.
 
@@ -59,6 +65,8 @@ def render_status(
         color: mark statuses and the incident with ANSI colours.
         slos: the agent's ``slo_document()``: adds a line per SLO with its budget left,
             burn rates and alerts.
+        feature_stores: names of feature-store sources; their results are shown one
+            line per feature view instead of one row per check.
     """
     counts = {s: sum(r.status is s for r in results) for s in Status}
     summary = ", ".join(
@@ -71,11 +79,13 @@ def render_status(
     what = _fit(f"incident: {incident or 'none, all feeds healthy'}", width)
     lines.append(f"{_BOLD}{what}{_RESET}" if color and incident else what)
 
+    features = [r for r in results if r.source in feature_stores]
+    tables = [r for r in results if r.source not in feature_stores]
     ordered = sorted(
-        results,
+        tables,
         key=lambda r: (r.dataset, _KIND_ORDER.get(r.kind, 9), r.check == DRIFT_SHARE, r.check),
     )
-    dataset_w = min(max([len("DATASET"), *(len(r.dataset) for r in results)]), 24)
+    dataset_w = min(max([len("DATASET"), *(len(r.dataset) for r in tables)]), 24)
     fixed = dataset_w + _STATUS_W + _ROWS_W + _FAILED_W + _AGE_W + 6 * len(_GAP)
     flexible = max(width - fixed, 24)
     check_w = flexible // 2
@@ -116,6 +126,9 @@ def render_status(
         )
     if not results:
         lines.append("(no check has finished yet)")
+    if features:
+        lines.append("")
+        lines.extend(_feature_lines(features, width=width, color=color))
     if slos and slos.get("slos"):
         lines.append("")
         lines.extend(_slo_lines(slos, width=width, color=color))
@@ -147,6 +160,93 @@ def _slo_lines(doc: Mapping[str, Any], *, width: int, color: bool) -> list[str]:
             line = f"{_ANSI[Status.FAIL]}{line}{_RESET}"
         out.append(line)
     return out
+
+
+_FEATURE_HEADER = ("FEATURE VIEW", "MATERIALIZATION", "ONLINE", "PARITY", "BATCH SOURCE")
+_FEATURE_W = (17, 11, 14)  # then the batch source; the view's column fits the longest name
+_SEVERITY = {Status.PASS: 0, Status.INSUFFICIENT_DATA: 1, Status.FAIL: 2, Status.ERROR: 3}
+_PROBE = {Status.PASS: "up", Status.FAIL: "down", Status.INSUFFICIENT_DATA: "skipped"}
+_PARITY = parity_name("", 0.0).partition("(")[0]  # ":online_parity"
+_Cell = tuple[str, Status | None]
+
+
+def _feature_lines(results: Sequence[CheckResult], *, width: int, color: bool) -> list[str]:
+    """``view  FAIL lag 41s  up 3ms  PASS skew 0%  PASS newest 2s``: one line per view.
+
+    Each cell has the worst status of its checks: materialization freshness,
+    online probes (``up``, ``down``, ``skipped``), parity per feature, and the
+    batch source's freshness, completeness and dtypes.
+    """
+    views: dict[str, dict[str, list[CheckResult]]] = {}
+    for r in results:
+        parts = views.setdefault(r.dataset, {p: [] for p in _PARTS})
+        parts[_part(r)].append(r)
+    widths = (max(len(_FEATURE_HEADER[0]), *(len(v) for v in views)), *_FEATURE_W, 0)
+    out = [_cells_line([(h, None) for h in _FEATURE_HEADER], widths, width=width, color=False)]
+    for view, parts in sorted(views.items()):
+        materialized, probes, parity, batch = (parts[p] for p in _PARTS)
+        lags = _values(materialized, "materialization_lag_seconds")
+        latency = _values(probes, "request_seconds")
+        skews = _values(parity, "parity_mismatch_ratio")
+        ages = _values(batch, "freshness_seconds")
+        online = _feature_cell(probes, f"{max(latency) * 1000:.1f}ms" if latency else "")
+        if online[1] in _PROBE:
+            online = (online[0].replace(_label(online[1]), _PROBE[online[1]], 1), online[1])
+        cells = [
+            (view, None),
+            _feature_cell(materialized, f"lag {_duration(max(lags))}" if lags else ""),
+            online,
+            _feature_cell(parity, f"skew {max(skews):.0%}" if skews else ""),
+            _feature_cell(batch, f"newest {_duration(min(ages))}" if ages else ""),
+        ]
+        out.append(_cells_line(cells, widths, width=width, color=color))
+    return out
+
+
+def _cells_line(cells: Sequence[_Cell], widths: Sequence[int], *, width: int, color: bool) -> str:
+    """Cells padded to their widths and cut to ``width``; each status word coloured."""
+    line = _cut(
+        _GAP.join(t.ljust(w) for (t, _), w in zip(cells, widths, strict=True)).rstrip(), width
+    )
+    if not color:
+        return line
+    marks, at = [], 0
+    for (text, status), w in zip(cells, widths, strict=True):
+        word = text.split(" ")[0]  # the status word opens the cell
+        if status is not None and at + len(word) <= len(line):
+            marks.append((at, at + len(word), _ANSI[status]))
+        at += w + len(_GAP)
+    for start, end, code in reversed(marks):
+        line = f"{line[:start]}{code}{line[start:end]}{_RESET}{line[end:]}"
+    return line
+
+
+_PARTS = ("materialization", "probe", "parity", "batch")
+
+
+def _part(result: CheckResult) -> str:
+    """Which cell of its feature view's line ``result`` goes to (one of ``_PARTS``)."""
+    if result.check.startswith(f"{MATERIALIZATION}:"):
+        return "materialization"
+    if result.check == PROBE_CHECK:
+        return "probe"
+    return "parity" if _PARITY in result.check else "batch"
+
+
+def _values(results: Sequence[CheckResult], name: str) -> list[float]:
+    return [m.value for r in results for m in r.measurements if m.name == name]
+
+
+def _feature_cell(results: Sequence[CheckResult], value: str) -> _Cell:
+    """The worst status of ``results`` and a value (``FAIL lag 41s``); ``-`` when none ran."""
+    if not results:
+        return "-", None
+    worst = max((r.status for r in results), key=_SEVERITY.__getitem__)
+    return f"{_label(worst)} {value}".rstrip(), worst
+
+
+def _label(status: Status | None) -> str:
+    return "-" if status is None else _LABEL.get(status, status.name)
 
 
 def _cut(text: str, width: int) -> str:

@@ -337,8 +337,9 @@ def demo_config_text(
     *,
     alerts_path: Path | None = None,
     alertmanager: str | None = None,
+    feature_repo: Path | None = None,
 ) -> str:
-    """The osemn.yaml the demo runs, watching the demo warehouse.
+    """The osemn.yaml the demo runs, watching the demo warehouse (and its feature store).
 
     Args:
         warehouse_path: the DuckDB file made by ``create_demo_warehouse``.
@@ -349,15 +350,28 @@ def demo_config_text(
         alerts_path: where the file receiver appends notifications (JSON lines);
             None leaves alerting out.
         alertmanager: an Alertmanager URL that gets every alert too.
+        feature_repo: the demo's Feast repo (``build_feature_repo``), watched as the
+            source ``features``: its views checked and probed every check interval.
     """
     every = f"every {format_duration(CHECK_INTERVAL)}"
     freshness = {"max_age": format_duration(FRESHNESS_MAX_AGE)}
     volume = {"window": format_duration(VOLUME_WINDOW), "min_rows": VOLUME_MIN_ROWS}
     url = sa.URL.create("duckdb", database=str(warehouse_path)).render_as_string()
+    sources: dict[str, Any] = {
+        "warehouse": {"url": url, "max_concurrency": 2, "statement_timeout": "10s"}
+    }
+    if feature_repo is not None:
+        # Every check interval, so that a stall past the views' 30s TTL is seen at once.
+        sources["features"] = {
+            "feast": str(feature_repo),
+            "interval": format_duration(CHECK_INTERVAL),
+            "probe": {"interval": format_duration(CHECK_INTERVAL)},
+            "parity": {"sample": 50},
+        }
     config = {
         "version": 1,
         "agent": {"state": state_url, "listen": listen},
-        "sources": {"warehouse": {"url": url, "max_concurrency": 2, "statement_timeout": "10s"}},
+        "sources": sources,
         "datasets": {
             "orders": {
                 "source": "warehouse",
@@ -449,5 +463,5 @@ def demo_config_text(
             "receivers": receivers,
             "routes": routes,
         }
-    header = "# osemn demo: an embedded DuckDB warehouse with live incidents.\n"
+    header = "# osemn demo: an embedded DuckDB warehouse and Feast repo with live incidents.\n"
     return header + yaml.safe_dump(config, sort_keys=False)

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine.reflection import ObjectKind
@@ -49,6 +49,9 @@ from osemn.lineage.sqlparse import (
 )
 from osemn.sources.errors import map_sqlalchemy_errors
 from osemn.sources.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from osemn.sources.featurestore import FeatureStoreSource
 
 __all__ = ["LineageScan", "SourceScan", "scan_lineage", "scan_source"]
 
@@ -85,13 +88,22 @@ class LineageScan:
     duration_seconds: float
 
 
-def scan_lineage(config: Config, warehouses: Mapping[str, Warehouse]) -> LineageScan:
-    """Scan every configured source (or those of ``lineage.sources``) into one graph."""
+def scan_lineage(
+    config: Config,
+    warehouses: Mapping[str, Warehouse],
+    *,
+    feature_stores: Mapping[str, FeatureStoreSource] | None = None,
+) -> LineageScan:
+    """Scan every configured warehouse (or those of ``lineage.sources``) into one graph.
+
+    ``feature_stores`` (the opened Feast sources) add their feature views, each
+    read from its batch source (``lineage.feast``).
+    """
     started = time.perf_counter()
     settings = config.lineage or LineageConfig()
     scans: list[SourceScan] = []
     problems: list[Problem] = []
-    for name in settings.sources or tuple(config.sources):
+    for name in settings.sources or tuple(config.warehouse_sources):
         try:
             scans.append(
                 scan_source(
@@ -112,6 +124,14 @@ def scan_lineage(config: Config, warehouses: Mapping[str, Warehouse]) -> Lineage
     columns = [c for part in scans for c in part.columns]
     _name_datasets(config, scans, nodes, problems)
     edges.extend(_model_edges(config, nodes))
+    if feature_stores:
+        from osemn.lineage.feast import feast_lineage
+
+        urls = {name: src.url for name, src in config.warehouse_sources.items()}
+        feast = feast_lineage(feature_stores, warehouse_urls=urls, nodes=nodes)
+        nodes.update(feast.nodes)
+        edges.extend(feast.edges)
+        problems.extend(feast.problems)
     if settings.dbt_manifest is not None:
         try:
             edges.extend(_dbt_edges(config.base_dir / settings.dbt_manifest, nodes))

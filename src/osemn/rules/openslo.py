@@ -10,7 +10,7 @@ events (see docs/rules.md)::
     spec.service                         the dataset (informative; written, not read)
     spec.indicator (or indicatorRef to a kind: SLI document of the same file)
       spec.ratioMetric.good / .total     both metricSource {type: osemn, spec: {...}}
-        metricSource.spec                dataset (or model), sli, columns
+        metricSource.spec                dataset | model | source (+feature_view), sli, columns
     spec.timeWindow[0]                   window: duration, isRolling: true
     spec.budgetingMethod                 Occurrences; Timeslices for freshness and volume
     spec.objectives[0].target            objective (or targetPercent)
@@ -49,7 +49,7 @@ _ANNOTATIONS = {
     "osemn.dev/absent-after": "absent_after",
     "osemn.dev/for": "for",
 }
-_SOURCE_KEYS = ("dataset", "model", "sli", "columns")
+_SOURCE_KEYS = ("dataset", "model", "source", "feature_view", "sli", "columns")
 _COUNTED = {"Timeslices": "one event per check (a time slice)", "Occurrences": "events"}
 # OpenSLO's duration shorthand; a month, quarter and year are 30, 90 and 365 days.
 _SHORTHAND = re.compile(r"^(\d+)([mhdwMQY])$")
@@ -375,7 +375,13 @@ def _document(slo: SLOConfig, interval: timedelta | None) -> dict[str, Any]:
     }
     if any(notes.values()):
         metadata["annotations"] = {k: v for k, v in notes.items() if v}
-    source: dict[str, Any] = {"dataset": slo.dataset} if slo.dataset else {"model": slo.model}
+    subject = {
+        "dataset": slo.dataset,
+        "model": slo.model,
+        "source": slo.source,
+        "feature_view": slo.feature_view,
+    }
+    source: dict[str, Any] = {k: v for k, v in subject.items() if v}
     source["sli"] = slo.sli
     if slo.columns:
         joined = ",".join(slo.columns)
