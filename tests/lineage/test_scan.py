@@ -139,12 +139,50 @@ def test_a_view_sqlglot_cannot_read_is_reported_and_the_rest_kept(
     assert len(graph.upstream(f"wh/{pg_schema}.big_names")) == 1
 
 
-def test_query_history_absent_is_said_and_the_scan_goes_on(pg_schema: str, tmp_path: Path) -> None:
-    # This server does not preload pg_stat_statements (tests/lineage/test_sqlparse.py
-    # covers the statement parser on the texts it would hold).
+def test_query_history_gives_the_tables_pipelines_write(pg_schema: str, tmp_path: Path) -> None:
+    # .ci/run preloads pg_stat_statements (shared_preload_libraries) on this server.
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        conn.execute(
+            sa.text(f"CREATE TABLE {pg_schema}.order_totals (customer_id int, total numeric)")
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {pg_schema}.order_totals SELECT customer_id, sum(amount) "
+                f"FROM {pg_schema}.orders WHERE amount > 0 GROUP BY customer_id"
+            )
+        )
+        # osemn's own statements only read, and are never taken as lineage.
+        conn.execute(sa.text(f"/* osemn */ SELECT count(*) FROM {pg_schema}.orders"))
+    engine.dispose()
+
     graph = _scan(_config(pg_schema, tmp_path))
-    assert any("pg_stat_statements" in p.message for p in graph.problems)
-    assert graph.nodes
+
+    totals, orders = f"wh/{pg_schema}.order_totals", f"wh/{pg_schema}.orders"
+    edges = {(e.upstream, e.downstream): e.kind for e in graph.edges}
+    assert edges[(orders, totals)] is EdgeKind.QUERY
+    # History was read (the fixture's `@-@` view, which sqlglot cannot parse, is in it too).
+    assert not any(
+        "not installed" in p.message or "cannot be read" in p.message for p in graph.problems
+    )
+
+
+def test_query_history_absent_is_said_and_the_scan_goes_on(tmp_path: Path) -> None:
+    # Database `postgres` has no pg_stat_statements extension created in it.
+    url = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    path = tmp_path / "osemn.yaml"
+    path.write_text(
+        f"""
+version: 1
+agent: {{state: "sqlite:///{tmp_path / "state.db"}", listen: "127.0.0.1:0"}}
+sources: {{wh: {{url: "{url}"}}}}
+datasets: {{}}
+lineage: {{}}
+"""
+    )
+    graph = _scan(parse_config(path.read_text(), path=str(path)))
+    assert any("pg_stat_statements is not installed" in p.message for p in graph.problems)
 
 
 def test_dbt_manifest_edges_and_a_declared_cycle(pg_schema: str, tmp_path: Path) -> None:

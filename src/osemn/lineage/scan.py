@@ -369,6 +369,7 @@ def _add_history(
                 dialect=sqlglot_dialect(backend),
                 schema=mapping,
                 default_schema=scan.default_schema,
+                wanted=lambda target: scan.key(target) in scan.nodes,
             )
         except LineageParseError:
             unreadable += 1

@@ -10,7 +10,7 @@ groupings) are recorded as *indirect*: the OpenLineage column-lineage facet's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import sqlglot
@@ -99,16 +99,26 @@ def parse_statement(
     dialect: str,
     schema: WarehouseSchema | MappingSchema,
     default_schema: str | None,
+    wanted: Callable[[str], bool] = lambda target: True,
 ) -> ParsedQuery | None:
     """Lineage of a statement that moves data between tables, None for any other.
 
     Reads ``INSERT ... SELECT``, ``CREATE TABLE ... AS``, ``MERGE`` and
     ``UPDATE ... FROM`` (query history), whose target is the downstream table.
+    A statement whose target (``schema.name``) is not ``wanted`` is None before
+    it is qualified: a shared server's history writes many tables outside the
+    scanned schemas, and those cannot be qualified against them.
 
     Raises:
         LineageParseError: sqlglot cannot parse or qualify it.
     """
     tree = _parse(sql, node=node, dialect=dialect)
+    if isinstance(tree, exp.Insert | exp.Create | exp.Merge | exp.Update):
+        target_table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        if not isinstance(target_table, exp.Table) or not wanted(
+            _table_name(target_table, default_schema)
+        ):
+            return None
     if isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Query):
         ctes = tree.args.get("with_")
         if ctes is not None and tree.expression.args.get("with_") is None:
