@@ -139,6 +139,7 @@ def check(config_path: str, datasets: tuple[str, ...], fmt: str, full: bool) -> 
     try:
         agent.open()
         results = agent.run_once(datasets or None, full=full)
+        agent.send_lineage_events()
     except OsemnError as exc:
         click.echo(f"osemn: {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -113,3 +113,30 @@ def test_a_receiver_that_is_down_never_blocks_checks_and_gets_the_events_later(
         delivered = [r for r in marquez.received if r.status == 201]
     assert [r.path for r in delivered] == ["/api/v1/lineage"] * 2
     assert [r.json()["eventType"] for r in delivered] == ["START", "COMPLETE"]
+
+
+def test_osemn_check_sends_its_runs_events_before_it_exits(
+    tmp_path: Path, duckdb_warehouse: Warehouse
+) -> None:
+    from click.testing import CliRunner
+
+    from osemn.cli import main
+
+    load_orders(duckdb_warehouse)
+    duckdb_warehouse.engine.dispose()
+    with HttpReceiver() as marquez:
+        path = write_config(tmp_path, duckdb_warehouse)
+        path.write_text(
+            path.read_text()
+            + "lineage:\n  openlineage:\n    namespace: dq\n"
+            + f'    transport: {{type: http, url: "{marquez.url}", endpoint: api/v1/lineage}}\n'
+        )
+        result = CliRunner().invoke(main, ["check", "-c", str(path), "orders"])
+        assert result.exit_code == 1, result.output  # the orders fixture has failing rows
+        received = list(marquez.received)
+    assert {r.path for r in received} == {"/api/v1/lineage"}
+    events = [r.json() for r in received]
+    assert [(e["eventType"], e["job"]["name"]) for e in events] == [
+        ("START", "check.orders"),
+        ("COMPLETE", "check.orders"),
+    ]

@@ -224,6 +224,19 @@ class Agent:
         """Scan lineage now and keep the graph (state store, metrics, API, OpenLineage)."""
         return self._lineage.scan()
 
+    def send_lineage_events(self) -> int:
+        """One delivery pass over the OpenLineage events waiting in the outbox.
+
+        ``osemn check`` runs no deliverer threads; this sends its runs' events
+        before it exits. An endpoint that is down leaves them in the outbox,
+        where a running agent on the same state store delivers them later.
+        """
+        from osemn.exporters.receivers import OPENLINEAGE_RECEIVER
+
+        if self.outbox is None:
+            return 0
+        return self.outbox.deliver_due(limit=10_000, receivers=[OPENLINEAGE_RECEIVER])
+
     def lineage_document(self) -> dict[str, Any]:
         """The last lineage scan, for ``/api/v1/lineage``."""
         return self._lineage.document()

@@ -222,8 +222,10 @@ class Outbox:
             _insert_new(conn, [row])
         self._wake[OPENLINEAGE_RECEIVER].set()
 
-    def deliver_due(self, *, limit: int = 100) -> int:
+    def deliver_due(self, *, limit: int = 100, receivers: Sequence[str] | None = None) -> int:
         """Make one pass: attempt the deliveries due now, at most ``limit``; return how many.
+
+        ``receivers`` limits the pass to those receivers (all when None).
 
         Expires deliveries past ``max_age`` and prunes old finished rows first.
         A receiver that fails an attempt with a retryable error gets no more
@@ -234,7 +236,10 @@ class Outbox:
             StateError: the database cannot be read or written.
         """
         self._housekeep(force=True)
-        return self._deliver(tuple(self._receivers), limit)
+        names = (
+            self._receivers if receivers is None else [r for r in receivers if r in self._receivers]
+        )
+        return self._deliver(tuple(names), limit)
 
     def start(self) -> None:
         """Start a daemon deliverer thread per receiver; ``enqueue`` wakes them.
