@@ -98,6 +98,10 @@ class ModelConfig(_Model):
     top_k: int = Field(default=10, ge=1, le=100)
     min_: dict[str, float] = Field(default={}, alias="min")
     max_: dict[str, float] = Field(default={}, alias="max")
+    # The Feast feature views the model is served from, as `<feast source>/<view>`: in
+    # the lineage graph they are upstream of the model, so a stale view is the root of
+    # the model's incident.
+    feature_views: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _fits_task(self) -> ModelConfig:

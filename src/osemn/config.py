@@ -462,6 +462,14 @@ class Config(_Model):
                 f"labels live in source {sources[1]!r} and predictions in {sources[0]!r}; they are "
                 "joined in one query, so both datasets need the same source",
             )
+        for i, served in enumerate(model.feature_views):
+            store, _, view = served.partition("/")
+            if store not in self.feast_sources or not view:
+                raise _RefError(
+                    (*loc, "feature_views", str(i)),
+                    f"{served!r} is not `<feast source>/<feature view>`; Feast sources: "
+                    f"{', '.join(map(repr, self.feast_sources)) or 'none'}",
+                )
 
     def _check_model_slo(self, slo: SLOConfig, loc: tuple[str, ...]) -> None:
         model = self.models.get(slo.model or "")

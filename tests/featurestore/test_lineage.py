@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+import pytest
+
 from osemn._feast_config import FeastSourceConfig
 from osemn.config import parse_config
+from osemn.errors import ConfigError
 from osemn.lineage.graph import EdgeKind, NodeKind
 from osemn.lineage.scan import scan_lineage
 from osemn.sources.featurestore import FeatureStoreSource
@@ -60,3 +64,61 @@ def test_a_parquet_file_is_a_node_of_its_own(tmp_path: Path) -> None:
     assert graph.upstream("files/driver_stats") == [f"file/{path}"]
     (edge,) = graph.edges
     assert edge.kind is EdgeKind.VIEW
+
+
+def test_a_model_reads_the_feature_views_it_is_served_from(tmp_path: Path) -> None:
+    file_repo(tmp_path / "repo")
+    text = f"""version: 1
+sources:
+  wh: {{url: "duckdb:///{tmp_path / "wh.duckdb"}"}}
+  files: {{feast: repo}}
+datasets:
+  predictions: {{source: wh, table: predictions, timestamp: ts}}
+  labels: {{source: wh, table: labels, timestamp: ts}}
+models:
+  eta:
+    predictions: {{dataset: predictions, id: trip_id, prediction: eta}}
+    labels: {{dataset: labels, id: trip_id, label: eta}}
+    task: regression
+    feature_views: [files/driver_stats, files/nope]
+"""
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as conn:
+        for table in ("predictions", "labels"):
+            conn.execute(f"CREATE TABLE {table} (trip_id INT, eta DOUBLE, ts TIMESTAMP)")
+    config = parse_config(text, path=str(tmp_path / "osemn.yaml"))
+    warehouse = Warehouse("wh", config.warehouse_sources["wh"])
+    store = FeatureStoreSource("files", FeastSourceConfig(feast="repo"), base_dir=config.base_dir)
+    try:
+        graph = scan_lineage(config, {"wh": warehouse}, feature_stores={"files": store}).graph
+    finally:
+        store.close()
+        warehouse.close()
+    assert set(graph.upstream("model/eta")) == {
+        "files/driver_stats",
+        "wh/main.predictions",
+        "wh/main.labels",
+    }
+    assert [p.message for p in graph.problems if p.node == "model/eta"] == [
+        "model 'eta': feature view 'files/nope' is not in its Feast registry; check the name "
+        "in `feature_views:`"
+    ]
+
+
+def test_a_model_feature_view_must_name_a_feast_source(tmp_path: Path) -> None:
+    text = f"""version: 1
+sources:
+  wh: {{url: "duckdb:///{tmp_path / "wh.duckdb"}"}}
+datasets:
+  predictions: {{source: wh, table: predictions, timestamp: ts}}
+  labels: {{source: wh, table: labels, timestamp: ts}}
+models:
+  eta:
+    predictions: {{dataset: predictions, id: trip_id, prediction: eta}}
+    labels: {{dataset: labels, id: trip_id, label: eta}}
+    task: regression
+    feature_views: [wh/driver_stats]
+"""
+    with pytest.raises(
+        ConfigError, match=r"models\.eta\.feature_views\.0.*<feast source>/<feature"
+    ):
+        parse_config(text, path=str(tmp_path / "osemn.yaml"))

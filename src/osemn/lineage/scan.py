@@ -132,6 +132,7 @@ def scan_lineage(
         nodes.update(feast.nodes)
         edges.extend(feast.edges)
         problems.extend(feast.problems)
+        edges.extend(_served_from(config, nodes, problems))
     if settings.dbt_manifest is not None:
         try:
             edges.extend(_dbt_edges(config.base_dir / settings.dbt_manifest, nodes))
@@ -440,6 +441,24 @@ def _model_edges(config: Config, nodes: dict[str, Node]) -> list[Edge]:
             upstream = by_dataset.get(ref)
             if upstream is not None:
                 edges.append(Edge(upstream=upstream, downstream=key, kind=EdgeKind.MODEL))
+    return edges
+
+
+def _served_from(config: Config, nodes: Mapping[str, Node], problems: list[Problem]) -> list[Edge]:
+    """Models read the feature views they are served from (``models.<name>.feature_views``)."""
+    edges: list[Edge] = []
+    for name, model in config.models.items():
+        for ref in model.feature_views:
+            if ref in nodes:
+                edges.append(Edge(upstream=ref, downstream=f"model/{name}", kind=EdgeKind.MODEL))
+            else:
+                problems.append(
+                    Problem(
+                        node=f"model/{name}",
+                        message=f"model {name!r}: feature view {ref!r} is not in its Feast "
+                        "registry; check the name in `feature_views:`",
+                    )
+                )
     return edges
 
 
