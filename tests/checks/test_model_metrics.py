@@ -601,3 +601,34 @@ def test_small_random_tables_match_sklearn(
     assert got.predictions == len(rows)
     assert got.labelled == sum(r.label is not None for r in rows)
     assert_metrics(got.realized, expected_realized(task, rows, spec), where=task)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_many_slice_combinations_give_the_same_metrics(
+    duckdb_warehouse: Warehouse, task: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past CROSS_LIMIT slice-key combinations the rows are repeated per slice dimension
+    instead of grouped by every combination; both ways must give the same numbers."""
+    from osemn.checks import _model_slices
+
+    preds, labels, _ = loaded(duckdb_warehouse, task)
+    spec = spec_for(preds, labels, task)
+    crossed = window_metrics(Counting(duckdb_warehouse.engine), spec, START, END)
+    monkeypatch.setattr(_model_slices, "CROSS_LIMIT", 0)
+    expanded = window_metrics(Counting(duckdb_warehouse.engine), spec, START, END)
+    assert crossed.by_segment and crossed.by_version
+    assert_same(expanded, crossed, where="window")
+    assert set(expanded.by_segment) == set(crossed.by_segment)
+    for key, part in crossed.by_segment.items():
+        assert_same(expanded.by_segment[key], part, where=str(key))
+    assert set(expanded.by_version) == set(crossed.by_version)
+    for key, part in crossed.by_version.items():
+        assert_same(expanded.by_version[key], part, where=key)
+
+
+def assert_same(got: WindowMetrics, expected: WindowMetrics, *, where: str) -> None:
+    """Equal counts; metrics equal up to the order floating-point sums were taken in."""
+    counts = ("predictions", "labelled", "good", "bad", "latency_good", "latency_bad")
+    assert [getattr(got, c) for c in counts] == [getattr(expected, c) for c in counts], where
+    for part in ("realized", "estimated", "label_delay", "latency"):
+        assert getattr(got, part) == pytest.approx(getattr(expected, part), rel=EXACT), where
