@@ -15,7 +15,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from osemn._units import parse_duration, parse_ratio
 
-__all__ = ["FeastSourceConfig", "FeatureViewOptions", "ParityConfig", "ProbeConfig"]
+__all__ = [
+    "PROBE_CHECK",
+    "FeastSourceConfig",
+    "FeatureViewOptions",
+    "ParityConfig",
+    "ProbeConfig",
+]
+
+# The check name of an online-store probe: its results are the availability SLI's events.
+PROBE_CHECK = "online_store:available"
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]

@@ -31,6 +31,8 @@ AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
             ("postgres://db.example:6543", "shop.public.orders"),
         ),
         ("postgresql://u@db.example/shop", "s", ("postgres://db.example:5432", "shop.s.orders")),
+        # no schema known: the part is left out, never written as "None"
+        ("postgresql://u@db.example/shop", None, ("postgres://db.example:5432", "shop.orders")),
         ("mysql+pymysql://root@127.0.0.1/shop", None, ("mysql://127.0.0.1:3306", "shop.orders")),
         ("duckdb:////data/wh.duckdb", "main", ("duckdb:///data/wh.duckdb", "main.orders")),
     ],

@@ -88,7 +88,8 @@ def test_ctes_of_an_insert_are_followed() -> None:
     )
     assert parsed is not None
     assert (parsed.target, parsed.tables) == ("public.totals", ("public.orders",))
-    assert parsed.columns["amount"] == (("public.orders", "amount"),)
+    # totals has no column `amount`: the SELECT's second column fills its second, `total`
+    assert parsed.columns["total"] == (("public.orders", "amount"),)
 
 
 def test_insert_columns_are_renamed_by_position() -> None:
@@ -113,3 +114,15 @@ def test_sql_sqlglot_cannot_read_says_which_view() -> None:
         parse_query("SELECT (@-@ segs.seg) AS len FROM segs", **{**KW, "node": "w/public.v"})  # type: ignore[arg-type]
     assert raised.value.node == "w/public.v"
     assert "cannot parse the SQL of w/public.v" in str(raised.value)
+
+
+def test_insert_without_a_column_list_fills_the_targets_columns_in_order() -> None:
+    parsed = parse_statement(
+        "INSERT INTO totals SELECT customer_id, sum(amount) FROM orders GROUP BY customer_id",
+        **KW,  # type: ignore[arg-type]
+    )
+    assert parsed is not None
+    assert parsed.columns == {
+        "customer_id": (("public.orders", "customer_id"),),
+        "total": (("public.orders", "amount"),),
+    }

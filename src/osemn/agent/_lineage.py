@@ -149,7 +149,10 @@ class AgentLineage:
         schema, _, relation = self._config.datasets[name].table.rpartition(".")
         graph = self.graph
         key = graph.key_of(name) if graph is not None else None
-        columns = graph.nodes[key].columns if graph is not None and key is not None else ()
+        node = graph.nodes[key] if graph is not None and key is not None else None
+        columns = node.columns if node is not None else ()
+        if node is not None and node.schema:  # the schema the scan resolved (`public`, ...)
+            schema = node.schema
         started = min(r.finished_at - timedelta(seconds=r.duration_seconds) for r in results)
         events = check_run_events(
             results,

@@ -322,8 +322,8 @@ class Agent:
             self.state.record_run(results)
         except StateError as exc:
             log.error("%s: results not recorded: %s", store.name, exc)
-        if self.slos is None or not self._record_sli:
-            return
+        if self.slos is None or not self._record_sli or part != "probes":
+            return  # only probes are availability events; checks have their own SLOs
         # The evaluator routes a batch to the SLOs of its first result's subject: a
         # store-wide SLO takes every view's probes as its own, a view's SLO that view's.
         subjects = {

@@ -16,7 +16,6 @@ it keeps growing while materialization is stalled.
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +28,7 @@ from prometheus_client.metrics_core import (
 )
 
 from osemn.checks._featurestore_probe import ProbeResult, ProbeStatus
+from osemn.exporters.metrics import Histogram
 from osemn.results import CheckResult
 
 __all__ = ["REQUEST_BUCKETS", "FeatureStoreCollector"]
@@ -55,8 +55,7 @@ class FeatureStoreCollector:
         self._clock = clock
         self._lock = threading.Lock()
         self._up: dict[_View, bool] = {}
-        self._buckets: dict[_View, list[int]] = {}
-        self._sums: dict[_View, float] = {}
+        self._seconds: dict[_View, Histogram] = {}
         self._probes: dict[tuple[str, str, str], int] = {}
         self._materialized: dict[_View, float] = {}
         self._parity: dict[tuple[str, str, str], float] = {}
@@ -73,9 +72,8 @@ class FeatureStoreCollector:
                     self._probes.setdefault((*view, outcome.value), 0)
                 self._probes[(*view, p.status.value)] += 1
                 if p.seconds is not None:
-                    counts = self._buckets.setdefault(view, [0] * (len(REQUEST_BUCKETS) + 1))
-                    counts[bisect.bisect_left(REQUEST_BUCKETS, p.seconds)] += 1
-                    self._sums[view] = self._sums.get(view, 0.0) + p.seconds
+                    histogram = self._seconds.setdefault(view, Histogram(REQUEST_BUCKETS))
+                    histogram.observe(p.seconds)
 
     def observe_results(self, store: str, results: Iterable[CheckResult]) -> None:
         """Take materialization times and parity ratios from a feature-store run's results."""
@@ -128,8 +126,8 @@ class FeatureStoreCollector:
         if fill:
             for key, is_up in sorted(self._up.items()):
                 up.add_metric(key, 1 if is_up else 0)
-            for key, counts in sorted(self._buckets.items()):
-                seconds.add_metric(key, _cumulative(counts), self._sums[key])
+            for key, histogram in sorted(self._seconds.items()):
+                seconds.add_metric(key, histogram.cumulative(), histogram.total)
             for probe_key, count in sorted(self._probes.items()):
                 probes.add_metric(probe_key, count)
             now = self._clock()
@@ -138,13 +136,3 @@ class FeatureStoreCollector:
             for parity_key, ratio in sorted(self._parity.items()):
                 parity.add_metric(parity_key, ratio)
         return [up, seconds, probes, age, parity]
-
-
-def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
-    bounds = [*(repr(b) for b in REQUEST_BUCKETS), "+Inf"]
-    running = 0
-    out = []
-    for bound, count in zip(bounds, counts, strict=True):
-        running += count
-        out.append((bound, float(running)))
-    return out

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from osemn._clock import utcnow
+from osemn._feast_config import PROBE_CHECK
 from osemn.checks._featurestore_offline import offline_from
 from osemn.checks._featurestore_parity import entity_rows, latest_materialized
 from osemn.errors import OsemnError
@@ -26,7 +27,6 @@ from osemn.sources.featurestore import FeatureStoreSource, FeatureViewInfo
 
 __all__ = ["PROBE_CHECK", "OnlineProber", "ProbeResult", "ProbeStatus"]
 
-PROBE_CHECK = "online_store:available"
 """The ``check`` of a probe as a ``CheckResult`` (kind ``featurestore``)."""
 
 _PROBE_STATUS = {

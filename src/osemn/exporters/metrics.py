@@ -30,6 +30,7 @@ from osemn.results import CheckResult, Status
 __all__ = [
     "DURATION_BUCKETS",
     "MEASUREMENT_METRICS",
+    "Histogram",
     "MeasurementMetric",
     "MetricsCollector",
 ]
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 DURATION_BUCKETS: tuple[float, ...] = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 )  # fmt: skip
-_BUCKET_BOUNDS = (*(repr(b) for b in DURATION_BUCKETS), "+Inf")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,20 +167,28 @@ _Key = TypeVar("_Key", bound=tuple[str, ...])
 
 
 @dataclass
-class _Histogram:
-    """Per-bucket (not cumulative) counts; the last slot is ``+Inf``."""
+class Histogram:
+    """Per-bucket (not cumulative) counts over ``bounds``; the last slot is ``+Inf``.
 
-    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    A collector renders these itself, so that it keeps its own label sets without
+    prometheus-client's global, label-child machinery.
+    """
+
+    bounds: tuple[float, ...] = DURATION_BUCKETS
+    counts: list[int] = field(default_factory=list)
     total: float = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(DURATION_BUCKETS, value)] += 1
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
     def cumulative(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         running = 0
-        for bound, count in zip(_BUCKET_BOUNDS, self.counts, strict=True):
+        labels = (*(repr(b) for b in self.bounds), "+Inf")
+        for bound, count in zip(labels, self.counts, strict=True):
             running += count
             out.append((bound, running))
         return out
@@ -214,7 +222,7 @@ class MetricsCollector:
         self._source_up: dict[str, bool] = {}
         self._lineage_coverage: dict[str, float] = {}
         self._runs: dict[tuple[str, str, str], int] = {}
-        self._durations: dict[tuple[str, str], _Histogram] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
         self._checks: dict[tuple[str, str], _LastCheck] = {}
         self._last_run: dict[tuple[str, str], float] = {}
         self._last_success: dict[tuple[str, str], float] = {}
@@ -246,7 +254,7 @@ class MetricsCollector:
                 )
                 self._record_measurements(r)
             for key, batch in by_kind.items():
-                self._durations.setdefault(key, _Histogram()).observe(
+                self._durations.setdefault(key, Histogram()).observe(
                     max(r.duration_seconds for r in batch)
                 )
                 finished = max(r.finished_at.timestamp() for r in batch)

@@ -206,7 +206,7 @@ class Outbox:
         run = str(event.get("run", {}).get("runId", ""))
         ident = f"openlineage:{run}:{event.get('eventType', '')}:{event.get('job', {})}"
         row = {
-            "idempotency_key": hashlib.sha256(ident.encode()).hexdigest()[:64],
+            "idempotency_key": hashlib.sha256(ident.encode()).hexdigest(),
             "receiver": OPENLINEAGE_RECEIVER,
             "receiver_type": config.type,
             "target": "",

@@ -80,11 +80,7 @@ def failing_datasets(
 
 
 def _newest(results: Iterable[CheckResult]) -> float | None:
-    for r in results:
-        for m in r.measurements:
-            if m.name == _NEWEST:
-                return m.value
-    return None
+    return next((v for r in results if (v := r.measurement(_NEWEST)) is not None), None)
 
 
 def _parent_datasets(graph: LineageGraph, name: str) -> list[str]:

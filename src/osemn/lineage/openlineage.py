@@ -17,7 +17,6 @@ A lineage scan is one COMPLETE event per node that has upstreams, with its
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ from openlineage.client.facet_v2 import (
     sql_job,
 )
 from openlineage.client.serde import Serde
+from openlineage.client.uuid import generate_new_uuid
 
 from osemn._version import __version__
 from osemn.lineage.graph import LineageGraph, Node
@@ -56,7 +56,8 @@ def dataset_name(url: str, schema: str | None, table: str) -> tuple[str, str]:
     authority = f"{parsed.host or 'localhost'}" + (f":{port}" if port else "")
     if scheme == "mysql":  # MySQL's schema is its database
         return f"{scheme}://{authority}", f"{schema or parsed.database}.{table}"
-    return f"{scheme}://{authority}", f"{parsed.database}.{schema}.{table}"
+    parts = (parsed.database, schema, table)
+    return f"{scheme}://{authority}", ".".join(p for p in parts if p)
 
 
 def _node_dataset(node: Node, urls: Mapping[str, str], namespace: str) -> tuple[str, str]:
@@ -115,7 +116,7 @@ def scan_events(
                 eventType=RunState.COMPLETE,
                 eventTime=at.isoformat(),
                 producer=PRODUCER,
-                run=Run(runId=str(_uuid7(at))),
+                run=Run(runId=str(generate_new_uuid(at))),
                 job=Job(namespace=namespace, name=f"lineage.{name}", facets=job_facets),
                 inputs=[
                     InputDataset(*_node_dataset(graph.nodes[u], urls, namespace)) for u in upstream
@@ -138,7 +139,7 @@ def check_run_events(
 
     ``dataset`` is its (namespace, name), ``columns`` its (name, type) pairs.
     """
-    run = Run(runId=str(_uuid7(started)))
+    run = Run(runId=str(generate_new_uuid(started)))
     subject = results[0].dataset if results else dataset[1]
     job = Job(namespace=namespace, name=f"check.{subject}")
     schema = schema_dataset.SchemaDatasetFacet(
@@ -215,17 +216,3 @@ def _column_metrics(
 def to_json(event: RunEvent) -> str:
     """The event as the JSON document OpenLineage consumers take."""
     return str(Serde.to_json(event))
-
-
-def _uuid7(at: datetime) -> uuid.UUID:
-    """A UUIDv7 (time-ordered), as the spec recommends for run ids."""
-    millis = int(at.timestamp() * 1000) & ((1 << 48) - 1)
-    rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (
-        (millis << 80)
-        | (0x7 << 76)
-        | ((rand >> 62) << 64)
-        | (0b10 << 62)
-        | (rand & ((1 << 62) - 1))
-    )
-    return uuid.UUID(int=value)

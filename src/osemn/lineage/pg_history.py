@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from osemn.sources._dialects import PREFIX
+
 __all__ = ["History", "read_history"]
 
-_TAG = "/* osemn */"
 _pg_extension = sa.table("pg_extension", sa.column("extname", sa.String()))
 _statements = sa.table(
     "pg_stat_statements", sa.column("query", sa.Text()), sa.column("calls", sa.BigInteger())
@@ -55,7 +56,7 @@ def read_history(conn: sa.Connection, *, limit: int) -> History:
     query = (
         sa.select(_statements.c.query)
         .where(
-            sa.not_(sa.func.ltrim(_statements.c.query).startswith(_TAG)),
+            sa.not_(sa.func.ltrim(_statements.c.query).startswith(PREFIX)),
             sa.or_(*(text.startswith(kind) for kind in _WRITES)),
         )
         .order_by(_statements.c.calls.desc())
@@ -65,7 +66,11 @@ def read_history(conn: sa.Connection, *, limit: int) -> History:
         with conn.begin_nested():
             rows = conn.execute(query).all()
     except sa.exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        # 55000 (object_not_in_prerequisite_state): created but not preloaded. Anything
+        # else (a timeout, a lost connection) is the source's error, not an absence.
+        if getattr(exc.orig, "sqlstate", None) != "55000":
+            raise
+        reason = str(exc.orig).strip().splitlines()[0]
         return History(
             statements=(),
             absent=f"pg_stat_statements cannot be read ({reason}); add it to "

@@ -97,7 +97,7 @@ def scan_lineage(
     """Scan every configured warehouse (or those of ``lineage.sources``) into one graph.
 
     ``feature_stores`` (the opened Feast sources) add their feature views, each
-    read from its batch source (``lineage.feast``).
+    read from its batch source.
     """
     started = time.perf_counter()
     settings = config.lineage or LineageConfig()
@@ -217,7 +217,7 @@ def _read_schema(
     with warnings.catch_warnings():
         # A type SQLAlchemy does not know (lseg, a domain) warns; lineage needs only names.
         warnings.simplefilter("ignore", sa.exc.SAWarning)
-        columns = _columns(inspector, schema, kinds, batched=backend == "postgresql")
+        columns = _columns(inspector, schema)
     schema_name = schema or scan.default_schema or ""
     for table, cols in columns:
         tables.setdefault(schema_name, {})[table] = {c["name"]: _ANY_TYPE for c in cols}
@@ -231,7 +231,7 @@ def _read_schema(
             definition = inspector.get_view_definition(table, schema=schema)
             if definition:
                 definitions[key] = str(definition)
-    for table, fks in _foreign_keys(inspector, schema, kinds, batched=backend == "postgresql"):
+    for table, fks in _foreign_keys(inspector, schema):
         for fk in fks:
             parent_schema = fk.get("referred_schema") or schema_name
             scan.foreign_keys.append(
@@ -287,33 +287,19 @@ def _read_duckdb(
         )
 
 
-def _columns(
-    inspector: sa.Inspector, schema: str | None, kinds: Mapping[str, NodeKind], *, batched: bool
-) -> list[tuple[str, list[Any]]]:
-    """Columns of every table and view: one catalog query on PostgreSQL, one per table elsewhere.
-
-    DuckDB's dialect inherits PostgreSQL's batched reflection but not its catalog.
-    """
-    if batched:
-        found = inspector.get_multi_columns(schema=schema, kind=ObjectKind.ANY)
-        return [(table, list(cols)) for (_, table), cols in found.items()]
-    return [(table, list(inspector.get_columns(table, schema=schema))) for table in kinds]
+def _columns(inspector: sa.Inspector, schema: str | None) -> list[tuple[str, list[Any]]]:
+    """Columns of every table and view: one catalog query where the dialect batches
+    reflection (PostgreSQL), one per relation elsewhere (SQLAlchemy falls back itself)."""
+    found = inspector.get_multi_columns(schema=schema, kind=ObjectKind.ANY)
+    return [(table, list(cols)) for (_, table), cols in found.items()]
 
 
-def _foreign_keys(
-    inspector: sa.Inspector, schema: str | None, kinds: Mapping[str, NodeKind], *, batched: bool
-) -> list[tuple[str, list[Any]]]:
-    if batched:
+def _foreign_keys(inspector: sa.Inspector, schema: str | None) -> list[tuple[str, list[Any]]]:
+    try:
         found = inspector.get_multi_foreign_keys(schema=schema)
-        return [(table, list(fks)) for (_, table), fks in found.items()]
-    out: list[tuple[str, list[Any]]] = []
-    for table, kind in kinds.items():
-        if kind is NodeKind.TABLE:
-            try:
-                out.append((table, list(inspector.get_foreign_keys(table, schema=schema))))
-            except NotImplementedError:  # a dialect without foreign keys
-                return out
-    return out
+    except NotImplementedError:  # a dialect without foreign keys
+        return []
+    return [(table, list(fks)) for (_, table), fks in found.items()]
 
 
 def _add_parsed(scan: SourceScan, key: str, parsed: ParsedQuery, kind: EdgeKind, sql: str) -> None:

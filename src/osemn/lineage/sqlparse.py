@@ -129,6 +129,8 @@ def parse_statement(
         if isinstance(target, exp.Schema):
             names = [c.name for c in target.expressions]
             target = target.this
+        else:  # no column list: the SELECT fills the target's columns in their order
+            names = _columns_of(_table_name(target, default_schema), schema, dialect)
         parsed = _lineage(
             tree.expression,
             node=node,
@@ -240,6 +242,17 @@ def _lineage(
         columns=columns,
         indirect=tuple(dict.fromkeys(indirect)),
     )
+
+
+def _columns_of(table: str, schema: WarehouseSchema | MappingSchema, dialect: str) -> list[str]:
+    """The columns of ``schema.table`` in their order, or [] when the schema lacks it."""
+    owner, _, name = table.rpartition(".")
+    if isinstance(schema, MappingSchema):
+        try:
+            return list(schema.column_names(exp.table_(name, db=owner or None), dialect=dialect))
+        except SqlglotError:
+            return []
+    return list(schema.get(owner, {}).get(name, {}))
 
 
 def _retarget(parsed: ParsedQuery, target: str, names: list[str]) -> ParsedQuery:

@@ -91,10 +91,11 @@ def window_label(window: timedelta) -> str:
 
 
 def check_interval(config: Config, slo: SLOConfig) -> timedelta:
-    """How often the SLO's dataset (or model) is checked: the unit of window widening."""
+    """How often the SLO's dataset, model or feature store is checked (probed): the unit
+    of window widening."""
     if slo.model is not None:
         return schedule_interval(config.models[slo.model].schedule)
-    if slo.sli == "availability" and slo.source in config.feast_sources:
+    if slo.source is not None:  # availability; the config checked it is a Feast source
         return config.feast_sources[slo.source].probe.interval  # one event per probe
     if slo.dataset is None:
         raise RuleError(

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from osemn._drift_config import DRIFT_SHARE
+from osemn._feast_config import PROBE_CHECK
 from osemn._model_config import LABELS_CHECK, LATENCY_CHECK
 from osemn._slo_config import SLOConfig
 from osemn.agent.schema_results import VALIDITY
-from osemn.checks._featurestore_probe import PROBE_CHECK
 from osemn.results import CheckKind, CheckResult, Status
 
 __all__ = ["SliEvent", "sli_event"]

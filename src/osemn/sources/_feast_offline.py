@@ -88,8 +88,8 @@ class OfflineWarehouses:
         raise SourceError(
             f"source {self._source!r}: feature view {view.name!r} reads from a "
             f"{batch.type}; osemn checks parquet FileSource and PostgreSQLSource batch "
-            "sources. Other views of the repo are checked; this one gets only registry "
-            "and online-store checks.",
+            "sources. Other views of the repo are checked; this one gets only the "
+            "materialization check (no entity key can be sampled to probe it).",
             source=self._source,
         )
 

@@ -28,6 +28,7 @@ __all__ = [
     "describe_views",
     "load_store",
     "merge_intervals",
+    "one_line",
 ]
 
 _YAML = "feature_store.yaml"
@@ -131,7 +132,7 @@ def load_store(repo: Path) -> FeatureStore:
         store = FeatureStore(repo_path=str(repo))
     except Exception as exc:  # Feast raises its own, pydantic's, yaml's and OS errors here
         raise ConfigError(
-            f"Feast cannot load the repo: {type(exc).__name__}: {_one_line(exc)}. "
+            f"Feast cannot load the repo: {type(exc).__name__}: {one_line(exc)}. "
             f"Fix {_YAML} (`feast plan` in the repo shows the same error).",
             path=str(yaml_path),
         ) from None
@@ -151,7 +152,7 @@ def load_store(repo: Path) -> FeatureStore:
     except Exception as exc:
         raise ConfigError(
             f"Feast cannot read the registry {store.config.registry.path!r}: "
-            f"{type(exc).__name__}: {_one_line(exc)}. Run `feast apply` in the repo, or fix "
+            f"{type(exc).__name__}: {one_line(exc)}. Run `feast apply` in the repo, or fix "
             f"`registry:` in {_YAML}.",
             path=str(yaml_path),
         ) from None
@@ -170,7 +171,7 @@ def describe_views(store: FeatureStore, *, source: str) -> tuple[FeatureViewInfo
     except Exception as exc:
         raise SourceError(
             f"source {source!r}: reading the Feast registry failed: {type(exc).__name__}: "
-            f"{_one_line(exc)}. Check that the registry in the repo's {_YAML} is reachable.",
+            f"{one_line(exc)}. Check that the registry in the repo's {_YAML} is reachable.",
             source=source,
         ) from None
     repo = Path(store.repo_path)
@@ -254,7 +255,7 @@ def _untyped(store: FeatureStore) -> Any:
 _INPUT_VALUE = re.compile(r"input_value=.*?, input_type=")
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The error in one line, without the values it quotes (they may be secrets)."""
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark  # the snippet YAML would quote may hold a password

@@ -27,6 +27,7 @@ from osemn.sources._feast_repo import (
     FeatureViewInfo,
     describe_views,
     load_store,
+    one_line,
 )
 
 __all__ = [
@@ -164,8 +165,8 @@ class FeatureStoreSource:
         if call.error is not None:
             raise SourceUnavailableError(
                 f"source {self.name!r}: the online store failed get_online_features for "
-                f"{view.name!r}: {type(call.error).__name__}: {call.error}. Check that the "
-                "online store in feature_store.yaml is up and reachable.",
+                f"{view.name!r}: {type(call.error).__name__}: {one_line(call.error)}. Check "
+                "that the online store in feature_store.yaml is up and reachable.",
                 source=self.name,
             )
         return _online_read(call.response, view, len(entity_rows), seconds)
