@@ -25,7 +25,7 @@ _statements = sa.table(
     "pg_stat_statements", sa.column("query", sa.Text()), sa.column("calls", sa.BigInteger())
 )
 # The statement kinds that write a table from others; anything else cannot carry lineage.
-_WRITES = ("insert", "create", "merge", "update", "with")
+_WRITES = ("insert", "merge", "update", "with")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +57,11 @@ def read_history(conn: sa.Connection, *, limit: int) -> History:
         sa.select(_statements.c.query)
         .where(
             sa.not_(sa.func.ltrim(_statements.c.query).startswith(PREFIX)),
-            sa.or_(*(text.startswith(kind) for kind in _WRITES)),
+            sa.or_(
+                *(text.startswith(kind) for kind in _WRITES),
+                # CREATE TABLE ... AS, not CREATE EXTENSION / INDEX / VIEW
+                text.like("create %table%as%"),
+            ),
         )
         .order_by(_statements.c.calls.desc())
         .limit(limit)

@@ -39,7 +39,7 @@ from osemn.lineage.graph import (
     Problem,
     merge_edges,
 )
-from osemn.lineage.pg_history import read_history
+from osemn.lineage.pg_history import History, read_history
 from osemn.lineage.sqlparse import (
     LineageParseError,
     ParsedQuery,
@@ -47,7 +47,6 @@ from osemn.lineage.sqlparse import (
     parse_statement,
     sqlglot_dialect,
 )
-from osemn.sources.errors import map_sqlalchemy_errors
 from osemn.sources.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -160,10 +159,10 @@ def scan_source(
     Raises:
         SourceError: the warehouse cannot be reached or its catalog read.
     """
-    engine = warehouse.engine
-    backend = engine.dialect.name
+    backend = warehouse.engine.dialect.name
     definitions: dict[str, str] = {}
-    with map_sqlalchemy_errors(name, url=engine.url), engine.connect() as conn:
+
+    def read(conn: sa.Connection) -> tuple[SourceScan, dict[str, Any], History | None]:
         inspector = sa.inspect(conn)
         scan = SourceScan(source=name, default_schema=inspector.default_schema_name)
         tables: dict[str, Any] = {}  # schema -> table -> column -> type, as sqlglot reads it
@@ -178,6 +177,10 @@ def scan_source(
             if (backend == "postgresql" and history_limit)
             else None
         )
+        return scan, tables, history
+
+    # Through the warehouse: its backoff, concurrency slots, timeout and cancel apply.
+    scan, tables, history = warehouse.run(read)
     mapping = MappingSchema(tables, dialect=sqlglot_dialect(backend), normalize=False)
     for key, sql in definitions.items():
         try:

@@ -245,6 +245,16 @@ class Warehouse:
         """
         return self._run(lambda conn: self._reflect(conn, table))
 
+    def run(self, work: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``work`` on one read-only connection under the source's rules (backoff,
+        ``max_concurrency``, ``statement_timeout`` for the whole of it, ``cancel_all``),
+        for readers that need several catalog calls, such as the lineage scan.
+
+        Raises:
+            SourceUnavailableError, QueryTimeoutError, SourceError: as ``execute``.
+        """
+        return self._run(work)
+
     def cancel_all(self) -> None:
         """Cancel every statement in flight; each raises ``QueryTimeoutError`` in its caller."""
         with self._lock:
