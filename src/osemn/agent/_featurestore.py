@@ -158,7 +158,7 @@ class StoreJobs:
         assert self._source is not None
         out: list[CheckResult] = []
         try:
-            views = self._source.views()
+            views = self._source.views(refresh=False)  # the checks just refreshed it
         except OsemnError as exc:  # the registry went away since the checks read it
             log.warning("source %r: schemas not run: %s", self.name, exc)
             return out

@@ -129,7 +129,7 @@ class OnlineProber:
     def probe_all(self) -> list[ProbeResult]:
         """One probe per online feature view; a registry that cannot be read gives none."""
         try:
-            views = self.source.views()
+            views = self.source.views(refresh=False)  # the checks refresh it
         except OsemnError as exc:
             log.warning("source %r: cannot list feature views to probe: %s", self.source.name, exc)
             return []

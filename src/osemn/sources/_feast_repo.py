@@ -159,14 +159,17 @@ def load_store(repo: Path) -> FeatureStore:
     return store
 
 
-def describe_views(store: FeatureStore, *, source: str) -> tuple[FeatureViewInfo, ...]:
+def describe_views(
+    store: FeatureStore, *, source: str, refresh: bool = True
+) -> tuple[FeatureViewInfo, ...]:
     """Every feature view of the registry, as data, sorted by name.
 
     Raises:
         SourceError: the registry cannot be read (it moved, its database is down).
     """
     try:
-        _untyped(store).refresh_registry()
+        if refresh:
+            _untyped(store).refresh_registry()
         views = store.list_feature_views(allow_cache=True)
     except Exception as exc:
         raise SourceError(

@@ -92,14 +92,18 @@ class FeatureStoreSource:
         self._online_lock = threading.Lock()
         self._registry_lock = threading.Lock()
 
-    def views(self) -> tuple[FeatureViewInfo, ...]:
-        """Every feature view of the registry as it is now, sorted by name.
+    def views(self, *, refresh: bool = True) -> tuple[FeatureViewInfo, ...]:
+        """Every feature view of the registry, sorted by name.
+
+        ``refresh``: read the registry now; without it Feast's cached copy serves
+        (as fresh as the last refresh, or its ``cache_ttl_seconds``), which is what
+        frequent callers such as the probes want.
 
         Raises:
             SourceError: the registry cannot be read.
         """
         with self._registry_lock:
-            return describe_views(self._store, source=self.name)
+            return describe_views(self._store, source=self.name, refresh=refresh)
 
     def offline(self, view: FeatureViewInfo) -> OfflineTable:
         """The warehouse and table of ``view``'s batch source.
