@@ -25,7 +25,6 @@ from osemn._version import __version__
 from osemn.agent._featurestore import StoreJobs
 from osemn.agent._lineage import AgentLineage
 from osemn.agent.runner import DatasetRunner
-from osemn.agent.scheduler import Scheduler
 from osemn.agent.state import StateStore
 from osemn.config import Config, Schedule
 from osemn.errors import ConfigError, OsemnError, StateError
@@ -38,6 +37,7 @@ from osemn.rules.evaluator import SloEvaluator, SloStatus
 from osemn.sources.warehouse import Warehouse
 
 if TYPE_CHECKING:
+    from osemn.agent.scheduler import Scheduler
     from osemn.checks.featurestore import FeatureStoreCollector
     from osemn.checks.model import ModelRunner
     from osemn.exporters.dispatch import Dispatcher
@@ -231,10 +231,10 @@ class Agent:
         before it exits. An endpoint that is down leaves them in the outbox,
         where a running agent on the same state store delivers them later.
         """
-        from osemn.exporters.receivers import OPENLINEAGE_RECEIVER
-
         if self.outbox is None:
             return 0
+        from osemn.exporters.receivers import OPENLINEAGE_RECEIVER  # httpx loads only here
+
         return self.outbox.deliver_due(limit=10_000, receivers=[OPENLINEAGE_RECEIVER])
 
     def lineage_document(self) -> dict[str, Any]:
@@ -517,6 +517,8 @@ class Agent:
         # A Feast source's max_concurrency bounds its batch scans; its probes take one more.
         workers = max(2, sum(s.max_concurrency for s in self.config.sources.values()) + 1)
         workers += len(self.feature_stores)
+        from osemn.agent.scheduler import Scheduler  # apscheduler loads only for `run`
+
         scheduler = Scheduler(max_workers=workers, jitter=self.config.agent.jitter)
         for name, ds in self.config.datasets.items():
             scheduler.add(f"dataset:{name}", ds.schedule, functools.partial(self.run_dataset, name))
