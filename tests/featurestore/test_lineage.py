@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 
 from osemn._feast_config import FeastSourceConfig
 from osemn.config import parse_config
@@ -122,3 +123,15 @@ models:
         ConfigError, match=r"models\.eta\.feature_views\.0.*<feast source>/<feature"
     ):
         parse_config(text, path=str(tmp_path / "osemn.yaml"))
+
+
+def test_a_url_without_a_port_is_the_same_database_as_the_default_port() -> None:
+    """Feast's offline store and osemn's warehouse may spell one server two ways."""
+    from osemn.lineage.feast import _same_database
+
+    pg = {"wh": "postgresql+psycopg://u@db.example:5432/shop"}
+    my = {"wh": "mysql+pymysql://u@db.example:3306/shop"}
+    assert _same_database(sa.make_url("postgresql+psycopg://x@db.example/shop"), pg) == "wh"
+    assert _same_database(sa.make_url("mysql+pymysql://x@db.example/shop"), my) == "wh"
+    assert _same_database(sa.make_url("mysql+pymysql://x@db.example:3307/shop"), my) is None
+    assert _same_database(sa.make_url("postgresql+psycopg://x@db.example/other"), pg) is None

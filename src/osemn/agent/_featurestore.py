@@ -18,10 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from osemn._backoff import Backoff
 from osemn._feast_config import FeastSourceConfig
 from osemn.errors import OsemnError, SourceUnavailableError
 from osemn.results import CheckKind, CheckResult, Status
-from osemn.sources.warehouse import _Backoff
 
 if TYPE_CHECKING:
     from osemn.agent.runner import DatasetRunner
@@ -81,7 +81,7 @@ class StoreJobs:
         self._runners: dict[str, DatasetRunner | None] = {}
         self._clock = clock
         self._lock = threading.Lock()
-        self._backoff = _Backoff(monotonic)
+        self._backoff = Backoff(monotonic)
         self._source: FeatureStoreSource | None = None
         self._checks: FeatureStoreChecks | None = None
         self._prober: OnlineProber | None = None

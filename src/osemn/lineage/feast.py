@@ -111,14 +111,19 @@ def _offline_url(store: FeatureStoreSource, view: FeatureViewInfo) -> str:
     return store.offline(view).warehouse.config.url
 
 
+# A URL without a port means the server's default one, so it names the same database.
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+
+
 def _same_database(url: sa.URL, warehouse_urls: Mapping[str, str]) -> str | None:
     """The configured warehouse on the same server and database as ``url``, if any."""
+    default_port = _DEFAULT_PORTS.get(url.get_backend_name())
     for name, other in warehouse_urls.items():
         theirs = sa.make_url(other)
         if (
             theirs.get_backend_name() == url.get_backend_name()
             and (theirs.host or "localhost") == (url.host or "localhost")
-            and (theirs.port or 5432) == (url.port or 5432)
+            and (theirs.port or default_port) == (url.port or default_port)
             and theirs.database == url.database
         ):
             return name

@@ -10,7 +10,6 @@ tagged ``/* osemn */``, and exponential backoff while the source is down.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
 
+from osemn._backoff import Backoff
 from osemn.config import SourceConfig
 from osemn.errors import SourceError, SourceUnavailableError, UnknownColumnError, UnknownTableError
 from osemn.sources import _dialects
@@ -30,10 +30,6 @@ __all__ = ["TableInfo", "Warehouse", "require_columns"]
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Reason = Literal["timeout", "cancel"]  # why a statement in flight was interrupted
-
-_BACKOFF_FIRST_SECONDS = 1.0
-_BACKOFF_CAP_SECONDS = 300.0
-_BACKOFF_JITTER = 0.25  # a delay is drawn from [d * (1 - jitter), d]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,34 +61,6 @@ def require_columns(info: TableInfo, columns: Iterable[str]) -> None:
             raise UnknownColumnError(
                 source=info.source, table=info.name, column=column, available=have
             )
-
-
-class _Backoff:
-    """Exponential backoff with jitter: 1s, 2s, 4s ... capped at 5 minutes."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._random = random.Random()
-        self.failures = 0
-        self.retry_at: float | None = None
-
-    def failed(self) -> float:
-        self.failures += 1
-        # The exponent is bounded so that days of failures cannot overflow a float.
-        doubling = 2.0 ** min(self.failures - 1, 32)
-        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_FIRST_SECONDS * doubling)
-        delay = ceiling * (1 - _BACKOFF_JITTER * self._random.random())
-        self.retry_at = self._clock() + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.retry_at = None
-
-    def remaining(self) -> float:
-        if self.retry_at is None:
-            return 0.0
-        return max(0.0, self.retry_at - self._clock())
 
 
 @dataclass(eq=False)
@@ -166,7 +134,7 @@ class Warehouse:
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
         self._lock = threading.Lock()
         self._up = False
-        self._backoff = _Backoff(clock)
+        self._backoff = Backoff(clock)
         self._last_error = ""
         self._in_flight: set[_InFlight] = set()
         # DuckDB: the last reflection of each table and the catalog rows it came from.
