@@ -71,6 +71,8 @@ class FeatureViewOptions(_Model):
     min_completeness: Ratio = 0.0
     parity_tolerance: Ratio | None = None
     schema_: str | None = Field(default=None, alias="schema")
+    mask: tuple[str, ...] = ()
+    """Join keys and features whose values parity failure samples show as keyed hashes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -12,6 +12,7 @@ from feast import FeatureStore
 from prometheus_client import CollectorRegistry
 
 from osemn._feast_config import FeastSourceConfig
+from osemn.checks.failures import mask_value
 from osemn.checks.featurestore import (
     FeatureStoreChecks,
     FeatureStoreCollector,
@@ -139,6 +140,33 @@ def test_parity_counts_offline_changes_not_yet_materialized(repo: Path) -> None:
     tolerant = open_source(repo, parity={"tolerance": "40%"})
     lenient = by_check(FeatureStoreChecks(tolerant, clock=FrozenClock()).run())
     assert lenient["trips:online_parity(tolerance=0.4)"].status is Status.PASS
+
+
+def test_parity_samples_show_masked_keys_and_features_as_keyed_hashes(repo: Path) -> None:
+    frame = driver_rows()
+    frame.loc[2, "trips"] = 99
+    frame.to_parquet(repo / "data" / "drivers.parquet")
+    source = open_source(repo, feature_views={"driver_stats": {"mask": ["driver_id", "trips"]}})
+    key = b"k" * 32
+    results = by_check(FeatureStoreChecks(source, clock=FrozenClock(), mask_key=key).run())
+    (sample,) = results["trips:online_parity(tolerance=0)"].failures
+    assert sample["online_status"] == "present"
+    assert sample["driver_id"] == mask_value(3, key)
+    assert sample["offline"] == mask_value(99, key) and sample["online"] == mask_value(30, key)
+    assert "99" not in str(sample) and "30" not in str(sample)
+    assert str(sample["driver_id"]).startswith("hmac:")
+
+    misspelt = open_source(repo, feature_views={"driver_stats": {"mask": ["trip"]}})
+    results = by_check(FeatureStoreChecks(misspelt, clock=FrozenClock(), mask_key=key).run())
+    for feature in ("conv_rate", "trips", "city"):
+        parity = results[f"{feature}:online_parity(tolerance=0)"]
+        assert parity.status is Status.ERROR and parity.failures == ()
+        assert "feature_views.driver_stats.mask: 'trip' is not a join key or feature" in (
+            parity.error or ""
+        )
+        assert "driver_id, conv_rate, trips, city" in (parity.error or "")
+    # The other checks of the view still run.
+    assert results["event_timestamp:freshness(max_age=1d)"].status is not Status.ERROR
 
 
 def test_a_lost_online_store_is_down_and_parity_errors(repo: Path) -> None:

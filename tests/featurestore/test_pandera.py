@@ -25,7 +25,10 @@ def test_a_views_pandera_schema_runs_fused_on_the_parquet_file(tmp_path: Path) -
     )
     (tmp_path / "drivers.yaml").write_text(schema.to_yaml() or "")
     config = FeastSourceConfig.model_validate(
-        {"feast": "repo", "feature_views": {"driver_stats": {"schema": "drivers.yaml"}}}
+        {
+            "feast": "repo",
+            "feature_views": {"driver_stats": {"schema": "drivers.yaml", "mask": ["conv_rate"]}},
+        }
     )
     source = FeatureStoreSource("features", config, base_dir=tmp_path)
     (view,) = source.views()
@@ -50,6 +53,8 @@ def test_a_views_pandera_schema_runs_fused_on_the_parquet_file(tmp_path: Path) -
     results = {r.check: r for r in runner.run()}
     in_range = results["conv_rate:in_range(0, 0.6)"]
     assert (in_range.status, in_range.rows, in_range.failed_rows) == (Status.FAIL, 4, 1)
+    (sample,) = in_range.failures  # the view's mask applies to its pandera samples too
+    assert str(sample["conv_rate"]).startswith("hmac:") and "0.75" not in str(sample)
     assert results["trips:greater_than_or_equal_to(0)"].status is Status.PASS
     assert results["validity"].measurement("validity_ratio") == 0.75
     state.close()

@@ -134,7 +134,7 @@ class StoreJobs:
             self._error = None
             self._up = True  # it read the registry; each run of the checks says again
             self._source = source
-            self._checks = FeatureStoreChecks(source, clock=self._clock)
+            self._checks = FeatureStoreChecks(source, clock=self._clock, mask_key=self._mask_key)
             self._prober = OnlineProber(source, clock=self._clock)
             return source
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 
 from osemn.checks._featurestore_offline import OfflineFrom
 from osemn.checks._time import as_utc, bind_time
+from osemn.checks.failures import json_value, mask_value
 from osemn.results import CheckKind, CheckResult, Measurement, Status
 from osemn.sources.featurestore import FeatureViewInfo, OnlineRead
 
@@ -92,9 +94,16 @@ def parity_results(
     now: datetime,
     source: str,
     duration_seconds: float,
+    mask: frozenset[str] = frozenset(),
+    mask_key: bytes = b"",
 ) -> list[CheckResult]:
-    """One result per feature: its mismatch share, failing above ``tolerance``."""
+    """One result per feature: its mismatch share, failing above ``tolerance``.
+
+    The failure samples show the values of the join keys and features in
+    ``mask`` as keyed hashes (``mask_key``), as a dataset's ``failures.mask`` does.
+    """
     expired = [_expired(view, row, now) for row in offline]
+    shown = _Shown(mask=mask, key=mask_key)
     out = []
     for feature in view.features:
         failures = []
@@ -105,9 +114,9 @@ def parity_results(
                 continue
             failures.append(
                 {
-                    **{k.name: _shown(row[k.name]) for k in view.join_keys},
-                    "offline": _shown(row[feature.name]),
-                    "online": _shown(value),
+                    **{k.name: shown(k.name, row[k.name]) for k in view.join_keys},
+                    "offline": shown(feature.name, row[feature.name]),
+                    "online": shown(feature.name, value),
                     "online_status": status,
                 }
             )
@@ -181,11 +190,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _shown(value: Any) -> Any:
-    """A value as a failure sample keeps it: JSON-safe (times as ISO text, bytes as hex)."""
-    value = _plain(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
+@dataclass(frozen=True)
+class _Shown:
+    """A value as a failure sample keeps it: JSON-safe, or its keyed hash when masked."""
+
+    mask: frozenset[str]
+    key: bytes
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if name in self.mask:
+            return mask_value(_plain(value), self.key)
+        return json_value(_plain(value))

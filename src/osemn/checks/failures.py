@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["RULE", "failing_rows", "failing_rows_of", "json_value", "mask_rows"]
+__all__ = ["RULE", "failing_rows", "failing_rows_of", "json_value", "mask_rows", "mask_value"]
 
 RULE = "osemn_rule"
 """The column of :func:`failing_rows_of` that says which rule a row breaks (its index)."""
@@ -78,7 +78,8 @@ def json_value(value: object) -> object:
     return str(value)
 
 
-def _mask(value: object, key: bytes) -> object:
+def mask_value(value: object, key: bytes) -> object:
+    """``value`` as its keyed hash: equal values stay equal, the value itself never shows."""
     if value is None:
         return None
     digest = hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
@@ -91,5 +92,6 @@ def mask_rows(
     """Rows as JSON-ready dicts, masked columns replaced by their keyed hash."""
     masked = set(mask)
     return tuple(
-        {k: _mask(v, key) if k in masked else json_value(v) for k, v in row.items()} for row in rows
+        {k: mask_value(v, key) if k in masked else json_value(v) for k, v in row.items()}
+        for row in rows
     )

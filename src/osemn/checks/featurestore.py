@@ -45,7 +45,7 @@ from osemn.checks._featurestore_parity import (
     parity_results,
 )
 from osemn.checks._featurestore_probe import PROBE_CHECK, OnlineProber, ProbeResult, ProbeStatus
-from osemn.errors import OsemnError
+from osemn.errors import ConfigError, OsemnError
 from osemn.results import CheckKind, CheckResult, Measurement, Status
 from osemn.sources.featurestore import FeatureStoreSource, FeatureViewInfo
 
@@ -125,6 +125,7 @@ class FeatureStoreChecks:
         source: the feature-store source.
         clock: wall clock (aware UTC); tests pass a frozen one.
         monotonic: seconds, for statement durations.
+        mask_key: the key of the hashes that replace masked values in failure samples.
     """
 
     def __init__(
@@ -133,10 +134,12 @@ class FeatureStoreChecks:
         *,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.perf_counter,
+        mask_key: bytes = b"",
     ) -> None:
         self.source = source
         self._clock = clock
         self._monotonic = monotonic
+        self._mask_key = mask_key
 
     def run(self) -> list[CheckResult]:
         """Every check of every feature view; a registry that cannot be read is one error."""
@@ -217,6 +220,15 @@ class FeatureStoreChecks:
         self, view: FeatureViewInfo, source: OfflineFrom, now: datetime
     ) -> list[CheckResult]:
         config = self.source.config
+        mask = config.view(view.name).mask
+        names = [k.name for k in view.join_keys] + [f.name for f in view.features]
+        unknown = [m for m in mask if m not in names]
+        if unknown:  # an unmasked value must never show because of a typo
+            problem = ConfigError(
+                f"feature_views.{view.name}.mask: {', '.join(map(repr, unknown))} is not a "
+                f"join key or feature of the view; it has: {', '.join(names)}. Fix the name."
+            )
+            return self._parity_errors(view, problem, now)
         started = self._monotonic()
         try:
             offline = latest_materialized(source, view, limit=config.parity.sample)
@@ -235,6 +247,8 @@ class FeatureStoreChecks:
             now=now,
             source=self.source.name,
             duration_seconds=self._monotonic() - started,
+            mask=frozenset(config.view(view.name).mask),
+            mask_key=self._mask_key,
         )
 
     def _tolerance(self, view: FeatureViewInfo) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from osemn._feast_config import FeastSourceConfig
-from osemn.config import DatasetConfig, Schedule
+from osemn.config import DatasetConfig, FailuresConfig, Schedule
 from osemn.errors import QueryTimeoutError, SourceUnavailableError
 from osemn.sources._feast_offline import OfflineTable, OfflineWarehouses
 from osemn.sources._feast_repo import (
@@ -124,8 +124,8 @@ class FeatureStoreSource:
         Raises:
             SourceError: osemn cannot query that kind of batch source.
         """
-        schema = self.config.view(view.name).schema_
-        offline = self.offline(view) if schema is not None else None
+        options = self.config.view(view.name)
+        offline = self.offline(view) if options.schema_ is not None else None
         if offline is None or offline.table is None:
             return None
         return DatasetConfig(
@@ -133,8 +133,9 @@ class FeatureStoreSource:
             table=offline.table,
             timestamp=view.batch_source.timestamp_field,
             schedule=Schedule(interval=self.config.interval),
-            schema_=schema,
+            schema_=options.schema_,
             incremental=False,
+            failures=FailuresConfig(mask=options.mask),
         )
 
     def online_read(
