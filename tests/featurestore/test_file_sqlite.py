@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from feast import FeatureStore
+from feast import FeatureStore, FileSource
 from prometheus_client import CollectorRegistry
 
 from osemn._feast_config import FeastSourceConfig
@@ -21,7 +21,17 @@ from osemn.checks.featurestore import (
 )
 from osemn.results import CheckKind, Status
 from osemn.sources.featurestore import FeatureStoreSource
-from tests.featurestore.helpers import NOW, TTL, FrozenClock, by_check, driver_rows, file_repo
+from tests.featurestore.helpers import (
+    NOW,
+    TTL,
+    FrozenClock,
+    by_check,
+    driver_objects,
+    driver_rows,
+    file_repo,
+    project_name,
+    write_yaml,
+)
 
 
 @pytest.fixture
@@ -295,3 +305,45 @@ def test_a_zoned_timestamp_feature_of_a_parquet_file_has_its_dtype(tmp_path: Pat
     results = by_check(FeatureStoreChecks(open_source(repo), clock=FrozenClock()).run())
     dtype = results["last_trip:dtype('UnixTimestamp')"]  # DuckDB reads it as TIMESTAMPTZ_NS
     assert dtype.status is Status.PASS, dtype.failures
+
+
+def test_a_field_mapping_is_read_as_feast_reads_it(tmp_path: Path) -> None:
+    """The parquet file names two columns differently; the view maps them to its fields."""
+    repo = tmp_path / "feature_repo"
+    write_yaml(
+        repo,
+        project=project_name(),
+        online={"type": "sqlite", "path": str(repo / "online.db")},
+        offline={"type": "file"},
+    )
+    (repo / "data").mkdir()
+    renamed = driver_rows().rename(columns={"trips": "trip_count", "conv_rate": "rate"})
+    renamed.to_parquet(repo / "data" / "drivers.parquet")
+    mapped = FileSource(
+        path="data/drivers.parquet",
+        timestamp_field="event_timestamp",
+        field_mapping={"trip_count": "trips", "rate": "conv_rate"},
+    )
+    store = FeatureStore(repo_path=str(repo))
+    store.apply(driver_objects(mapped))
+    store.materialize(NOW - TTL, NOW - timedelta(minutes=30))
+
+    source = open_source(repo)
+    (view,) = source.views()
+    assert view.batch_source.source_column("trips") == "trip_count"
+    assert view.batch_source.source_column("driver_id") == "driver_id"
+    results = by_check(FeatureStoreChecks(source, clock=FrozenClock()).run())
+    assert not [r for r in results.values() if r.status is Status.ERROR], results
+    completeness = results["conv_rate:completeness(min=0)"]
+    assert completeness.measurement("completeness_ratio", column="conv_rate") == 0.75
+    assert results["trips:dtype('Int64')"].status is Status.PASS
+    parity = results["trips:online_parity(tolerance=0)"]
+    assert (parity.status, parity.rows, parity.failed_rows) == (Status.PASS, 3, 0)
+
+    renamed.loc[2, "trip_count"] = 99  # driver 3, materialized as 30
+    renamed.to_parquet(repo / "data" / "drivers.parquet")
+    after = by_check(FeatureStoreChecks(source, clock=FrozenClock()).run())
+    assert after["trips:online_parity(tolerance=0)"].failures == (
+        {"driver_id": 3, "offline": 99, "online": 30, "online_status": "present"},
+    )
+    source.close()

@@ -22,7 +22,12 @@ from osemn.checks.freshness import freshness_name, freshness_result
 from osemn.config import FreshnessConfig
 from osemn.errors import UnknownColumnError
 from osemn.results import CheckKind, CheckResult, Measurement, Status
-from osemn.sources.featurestore import FeatureField, FeatureViewInfo, OfflineTable
+from osemn.sources.featurestore import (
+    BatchSourceInfo,
+    FeatureField,
+    FeatureViewInfo,
+    OfflineTable,
+)
 
 __all__ = ["OfflineFrom", "offline_checks", "offline_from", "pandera_dtype"]
 
@@ -34,11 +39,13 @@ class OfflineFrom:
     """A batch source as a FROM clause, with the reflected column types when known."""
 
     offline: OfflineTable
+    batch: BatchSourceInfo
     from_: sa.FromClause
     types: dict[str, sa.types.TypeEngine[Any]] | None
 
     def column(self, name: str) -> sa.ColumnElement[Any]:
-        return self.from_.c[name]
+        """The column of the view's field (join key, feature, timestamp) ``name``."""
+        return self.from_.c[self.batch.source_column(name)]
 
 
 def offline_from(offline: OfflineTable, view: FeatureViewInfo) -> OfflineFrom:
@@ -48,16 +55,18 @@ def offline_from(offline: OfflineTable, view: FeatureViewInfo) -> OfflineFrom:
         UnknownTableError, UnknownColumnError, SourceError: as the warehouse reports them.
     """
     batch = view.batch_source
-    needed = [
+    fields = [
         *(f.name for f in view.join_keys),
         *(f.name for f in view.features),
         batch.timestamp_field,
         *([batch.created_timestamp_column] if batch.created_timestamp_column else []),
     ]
+    needed = [batch.source_column(name) for name in fields]
     if offline.table is None:
         # A query source cannot be reflected: its columns are taken on trust.
         text = sa.text(offline.query or "").columns(*(sa.column(n) for n in dict.fromkeys(needed)))
-        return OfflineFrom(offline=offline, from_=text.subquery(_QUERY_ALIAS), types=None)
+        from_ = text.subquery(_QUERY_ALIAS)
+        return OfflineFrom(offline=offline, batch=batch, from_=from_, types=None)
     info = offline.warehouse.describe(offline.table)
     for column in needed:
         if column not in info.table.c:
@@ -68,7 +77,7 @@ def offline_from(offline: OfflineTable, view: FeatureViewInfo) -> OfflineFrom:
                 available=info.columns,
             )
     types = {c.name: c.type for c in info.table.columns}
-    return OfflineFrom(offline=offline, from_=info.table, types=types)
+    return OfflineFrom(offline=offline, batch=batch, from_=info.table, types=types)
 
 
 def freshness_check_name(view: FeatureViewInfo, max_age: timedelta | None) -> str:
@@ -125,7 +134,8 @@ def offline_checks(
     if source.types is not None:
         dialect = source.offline.warehouse.engine.dialect
         for field in (*view.join_keys, *view.features):
-            out.append(_dtype(field, source.types[field.name], dialect, common))
+            type_ = source.types[source.batch.source_column(field.name)]
+            out.append(_dtype(field, type_, dialect, common))
     return out
 
 

@@ -131,15 +131,15 @@ def send_event(sink: OpenLineageSink, document: str) -> None:
         DeliveryAttemptError: the transport failed; always retryable (an endpoint
             that is down, a broker that is away), until the delivery expires.
     """
+    from osemn.lineage.emit import not_delivered
+
     try:
         # Transports serialize with Serde.to_json, which takes the event as a dict too.
         sink.client.transport.emit(cast(Any, json.loads(document)))
     except Exception as exc:  # each transport raises its own errors
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise DeliveryAttemptError(
-            f"OpenLineage event not delivered by {type(sink.client.transport).__name__}: "
-            f"{type(exc).__name__}: {reason}. It stays in the outbox; check the OpenLineage "
-            "transport configuration and that its endpoint is up.",
+            f"OpenLineage event {not_delivered(sink.client, exc)}. It stays in the outbox; "
+            "check the OpenLineage transport configuration and that its endpoint is up.",
             receiver=OPENLINEAGE_RECEIVER,
             retryable=True,
         ) from exc

@@ -19,7 +19,7 @@ from openlineage.client.event_v2 import RunEvent
 from osemn._lineage_config import OpenLineageConfig
 from osemn.errors import DeliveryError
 
-__all__ = ["emit", "openlineage_client"]
+__all__ = ["emit", "not_delivered", "openlineage_client"]
 
 _ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG")
 
@@ -47,7 +47,18 @@ def emit(client: OpenLineageClient, events: Sequence[RunEvent]) -> None:
             client.emit(event)
         except Exception as exc:  # each transport raises its own errors
             raise DeliveryError(
-                f"OpenLineage event {i + 1} of {len(events)} not delivered by "
-                f"{type(client.transport).__name__}: {exc}. Check lineage.openlineage.transport "
-                "or OPENLINEAGE_URL, and that the receiver is up."
+                f"OpenLineage event {i + 1} of {len(events)} {not_delivered(client, exc)}. "
+                "Check lineage.openlineage.transport or OPENLINEAGE_URL, and that the "
+                "receiver is up."
             ) from exc
+
+
+def not_delivered(client: OpenLineageClient, exc: Exception) -> str:
+    """Why a transport did not deliver, in one line of at most 300 characters of its error.
+
+    A transport's error may quote a URL with its credentials on later lines
+    (a request dump); only the first line is kept.
+    """
+    lines = str(exc).strip().splitlines()
+    reason = f": {lines[0][:300]}" if lines else ""
+    return f"not delivered by {type(client.transport).__name__}: {type(exc).__name__}{reason}"

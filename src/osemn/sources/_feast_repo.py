@@ -58,6 +58,19 @@ class BatchSourceInfo:
     path: str | None = None
     table: str | None = None
     query: str | None = None
+    field_mapping: tuple[tuple[str, str], ...] | None = None
+    """Feast's ``field_mapping``: (source column, field name) pairs, None without one."""
+
+    def source_column(self, name: str) -> str:
+        """The source's column for a join key, feature or timestamp named ``name``.
+
+        Feast reads the source's columns under the names ``field_mapping`` gives
+        them, so a view's field is the column mapped to it, or the column of its name.
+        """
+        for column, field_name in self.field_mapping or ():
+            if field_name == name:
+                return column
+        return name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +221,7 @@ def _batch_source(source: Any, repo: Path) -> BatchSourceInfo:
     common: dict[str, Any] = {
         "timestamp_field": source.timestamp_field,
         "created_timestamp_column": source.created_timestamp_column or None,
+        "field_mapping": tuple(sorted((source.field_mapping or {}).items())) or None,
     }
     if isinstance(source, FileSource):
         return BatchSourceInfo(type="file", path=_file_path(source.path, repo), **common)
