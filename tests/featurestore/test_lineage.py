@@ -12,11 +12,13 @@ from osemn._feast_config import FeastSourceConfig
 from osemn.config import parse_config
 from osemn.errors import ConfigError
 from osemn.lineage.graph import EdgeKind, NodeKind
+from osemn.lineage.incidents import failing_datasets
 from osemn.lineage.scan import scan_lineage
+from osemn.results import CheckKind, CheckResult, Measurement, Status
 from osemn.sources.featurestore import FeatureStoreSource
 from osemn.sources.warehouse import Warehouse
 from tests.conftest import PG_URL
-from tests.featurestore.helpers import file_repo, postgres_redis_repo
+from tests.featurestore.helpers import NOW, file_repo, postgres_redis_repo
 
 
 def test_a_view_over_a_warehouse_table_joins_that_tables_node(tmp_path: Path) -> None:
@@ -48,6 +50,34 @@ lineage: {{query_history: false}}
     assert graph.upstream("features/driver_stats") == [table]
     assert graph.coverage({"drivers": "wh"}) == {"wh": 0.0}  # a table has no upstream
     assert not graph.problems
+
+    # The view is the dataset its results name, so it takes part in incidents.
+    assert view.dataset == "driver_stats"
+    assert graph.coverage({"driver_stats": "features"}) == {"features": 1.0}
+    assert graph.incident_roots(["driver_stats", "drivers"]) == {
+        "driver_stats": "drivers",
+        "drivers": "drivers",
+    }
+    # A stale view whose table is no newer: the table is failing (the data never came).
+    newest = Measurement(name="newest_row_timestamp_seconds", value=1.0e9)
+    stale = CheckResult(
+        dataset="driver_stats",
+        kind=CheckKind.FRESHNESS,
+        check="event_timestamp:freshness(max_age=1d)",
+        status=Status.FAIL,
+        measurements=(newest,),
+        finished_at=NOW,
+    )
+    quiet = CheckResult(
+        dataset="drivers",
+        kind=CheckKind.FRESHNESS,
+        check="event_timestamp:freshness",
+        status=Status.PASS,
+        measurements=(newest,),
+        finished_at=NOW,
+    )
+    latest = {"driver_stats": [stale], "drivers": [quiet]}
+    assert failing_datasets(latest, graph) == {"driver_stats", "drivers"}
 
 
 def test_a_parquet_file_is_a_node_of_its_own(tmp_path: Path) -> None:

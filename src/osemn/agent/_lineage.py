@@ -175,6 +175,9 @@ class AgentLineage:
 
     def _set(self, graph: LineageGraph, at: datetime) -> None:
         datasets = {name: ds.source for name, ds in self._config.datasets.items()}
+        for node in graph.nodes.values():  # feature views are datasets of their Feast source
+            if node.dataset and node.source in self._config.feast_sources:
+                datasets.setdefault(node.dataset, node.source)
         self._metrics.set_lineage_coverage(graph.coverage(datasets))
         with self._lock:
             self._graph, self._at = graph, at

@@ -389,6 +389,12 @@ class Agent:
         with self._lock:
             graph = self.lineage
             latest = dict(self._latest)
+            views: dict[str, list[CheckResult]] = {}
+            for results in self._store_latest.values():  # feature views, by view name
+                for r in results:
+                    views.setdefault(r.dataset, []).append(r)
+        for view, results in views.items():
+            latest.setdefault(view, results)
         return self._incidents.triage(
             alerts,
             graph=graph,

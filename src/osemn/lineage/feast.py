@@ -49,6 +49,9 @@ def feast_lineage(
         nodes: the nodes scanned so far (warehouse tables reuse their keys).
     """
     out = FeastLineage()
+    # A view's results name it by the view's name: so does its node, unless a
+    # dataset (or an earlier store's view) already goes by that name.
+    taken = {n.dataset for n in nodes.values() if n.dataset}
     for name, store in stores.items():
         try:
             views = store.views()
@@ -64,7 +67,9 @@ def feast_lineage(
                 schema=None,
                 name=view.name,
                 columns=tuple(f.name for f in (*view.join_keys, *view.features)),
+                dataset=None if view.name in taken else view.name,
             )
+            taken.add(view.name)
             try:
                 upstream = _batch_node(name, store, view, warehouse_urls, nodes, out)
             except OsemnError as exc:
