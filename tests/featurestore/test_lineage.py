@@ -59,24 +59,20 @@ lineage: {{query_history: false}}
         "drivers": "drivers",
     }
     # A stale view whose table is no newer: the table is failing (the data never came).
-    newest = Measurement(name="newest_row_timestamp_seconds", value=1.0e9)
-    stale = CheckResult(
-        dataset="driver_stats",
-        kind=CheckKind.FRESHNESS,
-        check="event_timestamp:freshness(max_age=1d)",
-        status=Status.FAIL,
-        measurements=(newest,),
-        finished_at=NOW,
-    )
-    quiet = CheckResult(
-        dataset="drivers",
-        kind=CheckKind.FRESHNESS,
-        check="event_timestamp:freshness",
-        status=Status.PASS,
-        measurements=(newest,),
-        finished_at=NOW,
-    )
-    latest = {"driver_stats": [stale], "drivers": [quiet]}
+    newest = (Measurement(name="newest_row_timestamp_seconds", value=1.0e9),)
+    latest = {
+        dataset: [
+            CheckResult(
+                dataset=dataset,
+                kind=CheckKind.FRESHNESS,
+                check="event_timestamp:freshness",
+                status=status,
+                measurements=newest,
+                finished_at=NOW,
+            )
+        ]
+        for dataset, status in (("driver_stats", Status.FAIL), ("drivers", Status.PASS))
+    }
     assert failing_datasets(latest, graph) == {"driver_stats", "drivers"}
 
 
