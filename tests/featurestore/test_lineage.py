@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -14,11 +15,12 @@ from osemn.errors import ConfigError
 from osemn.lineage.graph import EdgeKind, NodeKind
 from osemn.lineage.incidents import failing_datasets
 from osemn.lineage.scan import scan_lineage
-from osemn.results import CheckKind, CheckResult, Measurement, Status
+from osemn.results import Status
 from osemn.sources.featurestore import FeatureStoreSource
 from osemn.sources.warehouse import Warehouse
 from tests.conftest import PG_URL
 from tests.featurestore.helpers import NOW, file_repo, postgres_redis_repo
+from tests.lineage.test_incidents import _freshness as freshness
 
 
 def test_a_view_over_a_warehouse_table_joins_that_tables_node(tmp_path: Path) -> None:
@@ -59,19 +61,10 @@ lineage: {{query_history: false}}
         "drivers": "drivers",
     }
     # A stale view whose table is no newer: the table is failing (the data never came).
-    newest = (Measurement(name="newest_row_timestamp_seconds", value=1.0e9),)
+    old = NOW - timedelta(hours=2)
     latest = {
-        dataset: [
-            CheckResult(
-                dataset=dataset,
-                kind=CheckKind.FRESHNESS,
-                check="event_timestamp:freshness",
-                status=status,
-                measurements=newest,
-                finished_at=NOW,
-            )
-        ]
-        for dataset, status in (("driver_stats", Status.FAIL), ("drivers", Status.PASS))
+        "driver_stats": [freshness("driver_stats", Status.FAIL, old)],
+        "drivers": [freshness("drivers", Status.PASS, old)],
     }
     assert failing_datasets(latest, graph) == {"driver_stats", "drivers"}
 
