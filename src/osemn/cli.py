@@ -410,8 +410,8 @@ def lineage(config_path: str, fmt: str) -> None:
         settings = config.lineage.openlineage if config.lineage is not None else None
         events = scan_events(
             graph,
-            urls={name: src.url for name, src in config.warehouse_sources.items()},
-            namespace=settings.namespace if settings is not None else "osemn",
+            urls=config.warehouse_urls,
+            namespace=config.openlineage_namespace,
             at=utcnow(),
         )
         for event in events:

@@ -322,6 +322,18 @@ class Config(_Model):
         """The Feast feature-store sources (``feast:``), in config order."""
         return {n: s for n, s in self.sources.items() if isinstance(s, FeastSourceConfig)}
 
+    @property
+    def warehouse_urls(self) -> dict[str, str]:
+        """Each warehouse source's URL: OpenLineage names its datasets by it."""
+        return {n: s.url for n, s in self.warehouse_sources.items()}
+
+    @property
+    def openlineage_namespace(self) -> str:
+        """The namespace of osemn's OpenLineage jobs (``lineage.openlineage.namespace``)."""
+        if self.lineage is not None and self.lineage.openlineage is not None:
+            return self.lineage.openlineage.namespace
+        return "osemn"
+
     @model_validator(mode="after")
     def _references(self) -> Config:
         warehouses = self.warehouse_sources

@@ -63,9 +63,6 @@ class AgentLineage:
         self._graph: LineageGraph | None = None
         self._at: datetime | None = None
         self._outbox: Outbox | None = None
-        self._namespace = "osemn"
-        if config.lineage is not None and config.lineage.openlineage is not None:
-            self._namespace = config.lineage.openlineage.namespace
 
     @property
     def graph(self) -> LineageGraph | None:
@@ -125,10 +122,13 @@ class AgentLineage:
         if self._outbox is not None:
             from osemn.lineage.openlineage import scan_events
 
-            urls = {name: src.url for name, src in self._config.warehouse_sources.items()}
-            self._enqueue(
-                "lineage scan", scan_events(graph, urls=urls, namespace=self._namespace, at=at)
+            events = scan_events(
+                graph,
+                urls=self._config.warehouse_urls,
+                namespace=self._config.openlineage_namespace,
+                at=at,
             )
+            self._enqueue("lineage scan", events)
         return graph
 
     def document(self) -> dict[str, Any]:
@@ -156,7 +156,7 @@ class AgentLineage:
         started = min(r.finished_at - timedelta(seconds=r.duration_seconds) for r in results)
         events = check_run_events(
             results,
-            namespace=self._namespace,
+            namespace=self._config.openlineage_namespace,
             dataset=dataset_name(warehouse.config.url, schema or None, relation),
             columns=[(c, None) for c in columns],
             started=started,

@@ -126,8 +126,7 @@ def scan_lineage(
     if feature_stores:
         from osemn.lineage.feast import feast_lineage
 
-        urls = {name: src.url for name, src in config.warehouse_sources.items()}
-        feast = feast_lineage(feature_stores, warehouse_urls=urls, nodes=nodes)
+        feast = feast_lineage(feature_stores, warehouse_urls=config.warehouse_urls, nodes=nodes)
         nodes.update(feast.nodes)
         edges.extend(feast.edges)
         problems.extend(feast.problems)
