@@ -347,3 +347,9 @@ def test_a_field_mapping_is_read_as_feast_reads_it(tmp_path: Path) -> None:
         {"driver_id": 3, "offline": 99, "online": 30, "online_status": "present"},
     )
     source.close()
+    # A pandera schema runs on the file's columns: a masked field masks its column.
+    options = {"driver_stats": {"schema": "drivers.yaml", "mask": ["trips", "driver_id"]}}
+    with_schema = open_source(repo, feature_views=options)
+    dataset = with_schema.dataset_config(with_schema.views()[0])
+    assert dataset is not None and dataset.failures.mask == ("trip_count", "driver_id")
+    with_schema.close()

@@ -135,7 +135,10 @@ class FeatureStoreSource:
             schedule=Schedule(interval=self.config.interval),
             schema_=options.schema_,
             incremental=False,
-            failures=FailuresConfig(mask=options.mask),
+            # The schema runs on the source's columns: mask the columns the fields map to.
+            failures=FailuresConfig(
+                mask=tuple(view.batch_source.source_column(name) for name in options.mask)
+            ),
         )
 
     def online_read(
