@@ -94,8 +94,8 @@ def parity_results(
     now: datetime,
     source: str,
     duration_seconds: float,
-    mask: frozenset[str] = frozenset(),
-    mask_key: bytes = b"",
+    mask: frozenset[str],
+    mask_key: bytes,
 ) -> list[CheckResult]:
     """One result per feature: its mismatch share, failing above ``tolerance``.
 

@@ -24,6 +24,7 @@ are ``OnlineProber``'s, on their own interval.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -125,7 +126,8 @@ class FeatureStoreChecks:
         source: the feature-store source.
         clock: wall clock (aware UTC); tests pass a frozen one.
         monotonic: seconds, for statement durations.
-        mask_key: the key of the hashes that replace masked values in failure samples.
+        mask_key: the key of the hashes that replace masked values in failure samples
+            (the agent's); None draws a random one, so a hash is never of a known key.
     """
 
     def __init__(
@@ -134,12 +136,12 @@ class FeatureStoreChecks:
         *,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.perf_counter,
-        mask_key: bytes = b"",
+        mask_key: bytes | None = None,
     ) -> None:
         self.source = source
         self._clock = clock
         self._monotonic = monotonic
-        self._mask_key = mask_key
+        self._mask_key = mask_key if mask_key is not None else secrets.token_bytes(32)
 
     def run(self) -> list[CheckResult]:
         """Every check of every feature view; a registry that cannot be read is one error."""
