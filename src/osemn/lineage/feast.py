@@ -103,8 +103,9 @@ def _batch_node(
     schema = schema or _search_path(url) or "public"
     owner = _same_database(url, warehouse_urls) or name
     key = f"{owner}/{schema}.{table}"
-    lowered = key.lower()
-    key = next((k for k in nodes if k.lower() == lowered), key)
+    if key not in nodes:  # the scan's own spelling, when it differs only in case
+        lowered = key.lower()
+        key = next((k for k in nodes if k.lower() == lowered), key)
     if key not in nodes:
         out.nodes.setdefault(
             key, Node(key=key, kind=NodeKind.TABLE, source=owner, schema=schema, name=table)
