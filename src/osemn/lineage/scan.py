@@ -47,6 +47,7 @@ from osemn.lineage.sqlparse import (
     parse_statement,
     sqlglot_dialect,
 )
+from osemn.sources import _dialects
 from osemn.sources.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -255,29 +256,28 @@ def _read_duckdb(
 ) -> None:
     """DuckDB from its own catalog functions: duckdb-engine reflects through PostgreSQL's
     catalog, which DuckDB only partly has (see ``sources._dialects``)."""
-    here = (
-        sa.column("database_name") == sa.func.current_database(),
-        sa.column("schema_name") == schema,
+    tables_ = _dialects.duckdb_catalog_table("duckdb_tables", "table_name")
+    views = _dialects.duckdb_catalog_table("duckdb_views", "view_name", "sql", "internal")
+    cols = _dialects.duckdb_catalog_table(
+        "duckdb_columns", "table_name", "column_name", "column_index"
     )
     kinds: dict[str, NodeKind] = {}
-    text = sa.String()
     for name in conn.execute(
-        sa.select(sa.column("table_name", text)).select_from(sa.func.duckdb_tables()).where(*here)
+        sa.select(tables_.c.table_name).where(*_dialects.duckdb_in_schema(tables_, schema))
     ).scalars():
         kinds[name] = NodeKind.TABLE
     for name, sql in conn.execute(
-        sa.select(sa.column("view_name", text), sa.column("sql", text))
-        .select_from(sa.func.duckdb_views())
-        .where(*here, sa.not_(sa.column("internal")))
+        sa.select(views.c.view_name, views.c.sql).where(
+            *_dialects.duckdb_in_schema(views, schema), sa.not_(views.c.internal)
+        )
     ):
         kinds[name] = NodeKind.VIEW
         definitions[f"{scan.source}/{schema}.{name}"] = sql
     columns: dict[str, list[str]] = {}
     for table, column in conn.execute(
-        sa.select(sa.column("table_name", text), sa.column("column_name", text))
-        .select_from(sa.func.duckdb_columns())
-        .where(*here)
-        .order_by(sa.column("table_name"), sa.column("column_index"))
+        sa.select(cols.c.table_name, cols.c.column_name)
+        .where(*_dialects.duckdb_in_schema(cols, schema))
+        .order_by(cols.c.table_name, cols.c.column_index)
     ):
         columns.setdefault(table, []).append(column)
     for table, kind in kinds.items():

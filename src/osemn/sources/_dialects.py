@@ -31,6 +31,8 @@ __all__ = [
     "DuckDBCatalog",
     "connect_args",
     "duckdb_catalog",
+    "duckdb_catalog_table",
+    "duckdb_in_schema",
     "interrupter",
     "is_timeout",
     "list_relations",
@@ -240,11 +242,11 @@ def list_relations(conn: sa.Connection, schema: str | None) -> list[str]:
         ]
     relations: list[str] = []
     for function, column in (("duckdb_tables", "table_name"), ("duckdb_views", "view_name")):
-        catalog = _duckdb_catalog(function, column, "internal")
+        catalog = duckdb_catalog_table(function, column, "internal")
         relations.extend(
             conn.execute(
                 sa.select(catalog.c[column]).where(
-                    *_duckdb_here(catalog, schema), sa.not_(catalog.c.internal)
+                    *duckdb_in_schema(catalog, schema), sa.not_(catalog.c.internal)
                 )
             ).scalars()
         )
@@ -256,7 +258,7 @@ def list_schemas(conn: sa.Connection) -> list[str]:
     if conn.dialect.name != "duckdb":
         return list(sa.inspect(conn).get_schema_names())
     # Not filtered on ``internal``: DuckDB flags its ``main`` schema internal.
-    catalog = _duckdb_catalog("duckdb_schemas")
+    catalog = duckdb_catalog_table("duckdb_schemas")
     return list(
         conn.execute(
             sa.select(catalog.c.schema_name).where(
@@ -266,7 +268,8 @@ def list_schemas(conn: sa.Connection) -> list[str]:
     )
 
 
-def _duckdb_catalog(function: str, *columns: str) -> sa.TableValuedAlias:
+def duckdb_catalog_table(function: str, *columns: str) -> sa.TableValuedAlias:
+    """One of DuckDB's catalog functions (``duckdb_tables()``...) as a table with ``columns``."""
     table_function: Any = getattr(sa.func, function)()
     alias: sa.TableValuedAlias = table_function.table_valued(
         "database_name", "schema_name", *columns
@@ -274,7 +277,8 @@ def _duckdb_catalog(function: str, *columns: str) -> sa.TableValuedAlias:
     return alias
 
 
-def _duckdb_here(catalog: sa.TableValuedAlias, schema: str | None) -> tuple[Any, ...]:
+def duckdb_in_schema(catalog: sa.TableValuedAlias, schema: str | None) -> tuple[Any, ...]:
+    """The conditions of a catalog table's rows in ``schema`` of the open database."""
     return (
         catalog.c.database_name == sa.func.current_database(),
         catalog.c.schema_name == (schema if schema is not None else sa.func.current_schema()),
@@ -292,18 +296,18 @@ def duckdb_catalog(conn: sa.Connection, schema: str | None, name: str) -> DuckDB
     indexes: one round trip instead of four, and a value that compares equal as
     long as the catalog did not change (the warehouse reuses its reflection then).
     """
-    columns = _duckdb_catalog(
+    columns = duckdb_catalog_table(
         "duckdb_columns", "table_name", "column_name", "column_index", "data_type", "is_nullable"
     )
-    constraints = _duckdb_catalog(
+    constraints = duckdb_catalog_table(
         "duckdb_constraints",
         "table_name",
         "constraint_index",
         "constraint_type",
         "constraint_column_names",
     )
-    views = _duckdb_catalog("duckdb_views", "view_name")
-    indexes = _duckdb_catalog("duckdb_indexes", "table_name", "is_unique", "expressions")
+    views = duckdb_catalog_table("duckdb_views", "view_name")
+    indexes = duckdb_catalog_table("duckdb_indexes", "table_name", "is_unique", "expressions")
     text, flag = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Boolean)
     keys = sa.cast(sa.null(), sa.ARRAY(sa.String))
     stmt = sa.union_all(
@@ -314,7 +318,7 @@ def duckdb_catalog(conn: sa.Connection, schema: str | None, name: str) -> DuckDB
             columns.c.data_type,
             columns.c.is_nullable,
             keys,
-        ).where(*_duckdb_here(columns, schema), columns.c.table_name == name),
+        ).where(*duckdb_in_schema(columns, schema), columns.c.table_name == name),
         sa.select(
             sa.literal("key"),
             constraints.c.constraint_index,
@@ -323,16 +327,18 @@ def duckdb_catalog(conn: sa.Connection, schema: str | None, name: str) -> DuckDB
             flag,
             constraints.c.constraint_column_names,
         ).where(
-            *_duckdb_here(constraints, schema),
+            *duckdb_in_schema(constraints, schema),
             constraints.c.table_name == name,
             constraints.c.constraint_type.in_(("PRIMARY KEY", "UNIQUE")),
         ),
         sa.select(sa.literal("view"), sa.literal(0), views.c.view_name, text, flag, keys).where(
-            *_duckdb_here(views, schema), views.c.view_name == name
+            *duckdb_in_schema(views, schema), views.c.view_name == name
         ),
         sa.select(
             sa.literal("index"), sa.literal(0), indexes.c.expressions, text, flag, keys
-        ).where(*_duckdb_here(indexes, schema), indexes.c.table_name == name, indexes.c.is_unique),
+        ).where(
+            *duckdb_in_schema(indexes, schema), indexes.c.table_name == name, indexes.c.is_unique
+        ),
     )
     rows = conn.execute(stmt).all()
     return tuple(sorted((tuple(_hashable(v) for v in row) for row in rows), key=_catalog_order))
