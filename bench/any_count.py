@@ -12,6 +12,10 @@ rule counts only) and each way of adding the "any" count:
   two or more);
 * ``or``: the plain ``count(*) FILTER (WHERE r1 OR r2 ...)`` (the regex twice).
 
+a' is written as osemn writes its rule counts, so it is also what osemn's scan
+costs when it leaves the "any" count out (after a run with at most one failing
+rule).
+
 Run: ``python bench/any_count.py --reps 3`` (after ``bench/fused_scan.py``).
 It prints medians and each plan's ratio to a'; it asserts nothing.
 """

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -196,11 +196,12 @@ _counts = st.integers(min_value=2, max_value=30).flatmap(
 
 @settings(max_examples=300, deadline=None)
 @given(_counts)
+@example(([0, 5, 2, 0, 463129082], [0, 5, 2, 0, 463129085]))  # the divergence rounds below 0
 def test_count_statistics_are_scipy_stats_bit_for_bit(pair: tuple[list[int], list[int]]) -> None:
     ref, cur = np.asarray(pair[0]), np.asarray(pair[1])
-    assert jensen_shannon(ref, cur) == float(
-        jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2)
-    )
+    with np.errstate(invalid="ignore"):  # scipy's sqrt of a divergence rounded below 0
+        expected_js = float(jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2))
+    assert jensen_shannon(ref, cur) == (0.0 if math.isnan(expected_js) else expected_js)
     table = np.asarray([ref, cur], dtype=np.float64)
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] > 1:

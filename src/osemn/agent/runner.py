@@ -79,6 +79,9 @@ class DatasetRunner:
         # The schema compiled for the last TableInfo: the warehouse hands the same
         # one back while the catalog is unchanged.
         self._compiled: tuple[TableInfo, CompiledSchema | None, dict[str, str]] | None = None
+        # Row rules with failing rows in the last scan: with at most one, the next
+        # scan expects healthy data and counts "any" only if it must (fused_scan).
+        self._failing_rules: int | None = None
 
     # -- public ---------------------------------------------------------------
 
@@ -214,8 +217,11 @@ class DatasetRunner:
             dialect=dialect,
             predicates=predicates,
             any_key=INVALID if compiled is not None else None,
+            any_after=self._failing_rules is not None and self._failing_rules <= 1,
             where=run.where,
         )
+        if not outcome.errors:
+            self._failing_rules = sum(1 for p in predicates if outcome.values.get(p.key))
         if "rows" in outcome.errors:
             raise CheckError(outcome.errors["rows"])
         outcome = ScanOutcome(

@@ -137,14 +137,16 @@ def psi(ref_counts: Counts, cur_counts: Counts, *, epsilon: float = 1e-4) -> flo
 def jensen_shannon(ref_counts: Counts, cur_counts: Counts) -> float:
     """Jensen-Shannon distance in base 2 (a metric in ``[0, 1]``).
 
-    ``scipy.spatial.distance.jensenshannon(p, q, base=2)``, step for step.
+    ``scipy.spatial.distance.jensenshannon(p, q, base=2)``, step for step, except
+    where nearly equal distributions round the divergence to a tiny negative
+    number: scipy answers NaN there (and warns), this answers 0.0.
     """
     _same_bins(ref_counts, cur_counts)
     p, q = _proportions(ref_counts), _proportions(cur_counts)
     p, q = p / np.sum(p), q / np.sum(q)
     m = (p + q) / 2.0
     js = np.sum(special.rel_entr(p, m)) + np.sum(special.rel_entr(q, m))
-    return float(np.sqrt(js / np.log(2) / 2.0))
+    return float(np.sqrt(max(js, 0.0) / np.log(2) / 2.0))
 
 
 def hellinger(ref_counts: Counts, cur_counts: Counts) -> float:

@@ -14,6 +14,12 @@ than a GROUP BY):
   handful of groups whose counts add up to every rule's count and the "any"
   count exactly.
 
+Healthy data needs none of that: when at most one rule has failing rows, the
+"any" count is that rule's count. A caller that expects so (the last run had at
+most one failing rule) passes ``any_after``: the scan leaves the "any" count
+out, and only if two or more rules turn out to fail is it counted afterwards,
+over just those rules' rows (one more statement, on those runs only).
+
 When the warehouse rejects the scan because of one expression (an overflow, a
 bad cast, a regex the dialect refuses), the parts are split in halves and
 retried until the offending ones are isolated: only they report ``error``, the
@@ -23,7 +29,7 @@ rest keep their counts. Soda Core fails the whole scan instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -149,12 +155,15 @@ def fused_scan(
     dialect: Dialect,
     predicates: Sequence[Predicate] = (),
     any_key: str | None = None,
+    any_after: bool = False,
     where: ColumnElement[bool] | None = None,
 ) -> ScanOutcome:
     """Evaluate ``aggregates`` and count ``predicates`` over ``table`` in one statement.
 
     ``any_key`` names the count of rows breaking at least one predicate. After a
     failure it is counted again over the predicates that work (one statement).
+    ``any_after`` leaves it out of the scan, to be counted afterwards only when
+    two or more predicates have failing rows (see the module docstring).
 
     Raises:
         SourceUnavailableError: the source is down (nothing can be isolated).
@@ -162,6 +171,8 @@ def fused_scan(
     """
     scan = _Scan(execute=execute, table=table, dialect=dialect, where=where)
     try:
+        if any_after and any_key is not None and predicates and dialect.name != "duckdb":
+            return scan.any_afterwards(aggregates, predicates, any_key)
         return scan.first(aggregates, predicates, any_key)
     except (SourceUnavailableError, QueryTimeoutError):
         raise
@@ -204,6 +215,26 @@ class _Scan:
             return ScanOutcome(values=self.values(parts), errors={})
         flags = [p for p in predicates if _costly(p.fails)][:_MAX_FLAGS]
         return ScanOutcome(values=self.grouped(aggregates, predicates, flags, any_key), errors={})
+
+    def any_afterwards(
+        self, aggregates: Sequence[Aggregate], predicates: Sequence[Predicate], any_key: str
+    ) -> ScanOutcome:
+        """The scan without the "any" count; that count from the failing rules alone.
+
+        A rule without failing rows adds no row to the union, so with at most one
+        failing rule the union is that rule's rows; with more, one statement counts
+        the rows of the window that break one of them.
+        """
+        values = self.values([*aggregates, *self.counts(predicates)])
+        failing = [p for p in predicates if int(values[p.key] or 0)]
+        if len(failing) <= 1:
+            values[any_key] = sum(int(values[p.key]) for p in failing)
+            return ScanOutcome(values=values, errors={})
+        union = sa.or_(*(p.fails for p in failing))
+        where = union if self.where is None else sa.and_(self.where, union)
+        rows = replace(self, where=where).values([Aggregate(key=any_key, expr=sa.func.count())])
+        values[any_key] = int(rows[any_key])
+        return ScanOutcome(values=values, errors={})
 
     def counts(self, predicates: Iterable[Predicate]) -> list[Aggregate]:
         return [
