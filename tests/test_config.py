@@ -201,6 +201,11 @@ datasets:
             "osemn.yaml:9: alerting.routes.0.receiver: unknown receiver 'pager'; defined "
             "receivers: 'h'",
         ),
+        (
+            "alerting:\n  receivers:\n    openlineage: {type: file, path: a.jsonl}\n",
+            "osemn.yaml:7: alerting.receivers: the receiver name 'openlineage' is reserved for "
+            "OpenLineage events",
+        ),
     ],
 )
 def test_bad_slos_and_receivers_are_config_errors(tail: str, expected: str) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from osemn._units import parse_duration, parse_ratio
 
 __all__ = [
+    "OPENLINEAGE_RECEIVER",
     "SLI_KINDS",
     "TIME_SLICED_SLIS",
     "AlertingConfig",
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+OPENLINEAGE_RECEIVER = "openlineage"
+"""The outbox's receiver of OpenLineage events: no alert receiver may take its name."""
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 
 SliKind = Literal[
@@ -273,3 +277,13 @@ class AlertingConfig(_Model):
     routes: tuple[RouteConfig, ...] = ()
     evaluation_interval: Duration = timedelta(minutes=1)
     external_url: str | None = None
+
+    @field_validator("receivers")
+    @classmethod
+    def _reserved_name(cls, value: dict[str, ReceiverConfig]) -> dict[str, ReceiverConfig]:
+        if OPENLINEAGE_RECEIVER in value:
+            raise ValueError(
+                f"the receiver name {OPENLINEAGE_RECEIVER!r} is reserved for OpenLineage "
+                "events (lineage.openlineage); give this receiver another name"
+            )
+        return value

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
 from osemn.exporters.receivers import verify_signature
 from osemn.rules.alerts import ALERT_BURN_RATE, fingerprint
@@ -192,7 +193,10 @@ alerting:
             assert doc["externalURL"] == "http://osemn.example.com/"
             assert {a["labels"]["severity"] for a in doc["alerts"]} == {"page"}
             assert request.headers["idempotency-key"]
-            # Metrics: the SLI events, burn rates and the delivery are exported.
+            # Metrics: the SLI events, burn rates and the delivery are exported. Exactly
+            # one run's 7 bad events before start(), which runs the dataset again at once.
+            before = generate_latest(agent.registry).decode()
+            assert 'osemn_sli_events_total{outcome="bad",slo="orders-valid"} 7.0' in before
             body = httpx.get(f"http://127.0.0.1:{_serve(agent)}/metrics").text
             # start() also runs the dataset at once: each run adds 7 bad events.
             bad = re.search(

@@ -197,6 +197,7 @@ def test_redis_on_a_wrong_port_is_down_while_the_warehouse_runs(
 
         body = scrape_until(agent, complete)
         slo = slos_until(agent, lambda s: s["bad"] >= 1)["drivers-up"]
+        agent.stop(timeout=10)  # before the repo's schema and Redis keys are dropped
     assert 'osemn_featurestore_probes_total{feature_view="driver_stats",outcome="down"' in body
     assert 'osemn_source_up{source="wh"} 1.0' in body
     assert 'osemn_check_success{check="id:unique",dataset="orders"} 1.0' in body

@@ -104,9 +104,16 @@ def driver_objects(source: Any, *, ttl: timedelta = TTL) -> list[Any]:
 
 
 def file_repo(
-    repo: Path, *, materialize_until: datetime | None = NOW - timedelta(minutes=30)
+    repo: Path,
+    *,
+    materialize_until: datetime | None = NOW - timedelta(minutes=30),
+    rows: pd.DataFrame | None = None,
+    field_mapping: dict[str, str] | None = None,
 ) -> FeatureStore:
-    """A repo with a parquet FileSource and the SQLite online store, applied (and materialized)."""
+    """A repo with a parquet FileSource and the SQLite online store, applied (and materialized).
+
+    ``rows`` default to ``driver_rows()``; ``field_mapping`` is the FileSource's.
+    """
     write_yaml(
         repo,
         project=project_name(),
@@ -115,11 +122,14 @@ def file_repo(
     )
     path = repo / "data" / "drivers.parquet"
     path.parent.mkdir()
-    driver_rows().to_parquet(path)
+    (driver_rows() if rows is None else rows).to_parquet(path)
     store = FeatureStore(repo_path=str(repo))
-    store.apply(
-        driver_objects(FileSource(path="data/drivers.parquet", timestamp_field="event_timestamp"))
+    source = FileSource(
+        path="data/drivers.parquet",
+        timestamp_field="event_timestamp",
+        field_mapping=field_mapping,
     )
+    store.apply(driver_objects(source))
     if materialize_until is not None:
         store.materialize(NOW - TTL, materialize_until)
     return store

@@ -26,7 +26,6 @@ from tests.featurestore.helpers import (
     TTL,
     FrozenClock,
     by_check,
-    driver_objects,
     driver_rows,
     file_repo,
     project_name,
@@ -283,10 +282,8 @@ def test_parity_samples_at_most_the_configured_entities(repo: Path) -> None:
 
 
 def test_a_zoned_timestamp_feature_of_a_parquet_file_has_its_dtype(tmp_path: Path) -> None:
-    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast import Entity, FeatureView, Field, ValueType
     from feast.types import UnixTimestamp
-
-    from tests.featurestore.helpers import project_name, write_yaml
 
     repo = tmp_path / "repo"
     write_yaml(repo, project=project_name(), online={"type": "sqlite"}, offline={"type": "file"})
@@ -310,23 +307,8 @@ def test_a_zoned_timestamp_feature_of_a_parquet_file_has_its_dtype(tmp_path: Pat
 def test_a_field_mapping_is_read_as_feast_reads_it(tmp_path: Path) -> None:
     """The parquet file names two columns differently; the view maps them to its fields."""
     repo = tmp_path / "feature_repo"
-    write_yaml(
-        repo,
-        project=project_name(),
-        online={"type": "sqlite", "path": str(repo / "online.db")},
-        offline={"type": "file"},
-    )
-    (repo / "data").mkdir()
     renamed = driver_rows().rename(columns={"trips": "trip_count", "conv_rate": "rate"})
-    renamed.to_parquet(repo / "data" / "drivers.parquet")
-    mapped = FileSource(
-        path="data/drivers.parquet",
-        timestamp_field="event_timestamp",
-        field_mapping={"trip_count": "trips", "rate": "conv_rate"},
-    )
-    store = FeatureStore(repo_path=str(repo))
-    store.apply(driver_objects(mapped))
-    store.materialize(NOW - TTL, NOW - timedelta(minutes=30))
+    file_repo(repo, rows=renamed, field_mapping={"trip_count": "trips", "rate": "conv_rate"})
 
     source = open_source(repo)
     (view,) = source.views()

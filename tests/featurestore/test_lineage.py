@@ -20,7 +20,7 @@ from osemn.sources.featurestore import FeatureStoreSource
 from osemn.sources.warehouse import Warehouse
 from tests.conftest import PG_URL
 from tests.featurestore.helpers import NOW, file_repo, postgres_redis_repo
-from tests.lineage.test_incidents import _freshness as freshness
+from tests.lineage.helpers import freshness_result
 
 
 def test_a_view_over_a_warehouse_table_joins_that_tables_node(tmp_path: Path) -> None:
@@ -63,8 +63,8 @@ lineage: {{query_history: false}}
     # A stale view whose table is no newer: the table is failing (the data never came).
     old = NOW - timedelta(hours=2)
     latest = {
-        "driver_stats": [freshness("driver_stats", Status.FAIL, old)],
-        "drivers": [freshness("drivers", Status.PASS, old)],
+        "driver_stats": [freshness_result("driver_stats", Status.FAIL, old)],
+        "drivers": [freshness_result("drivers", Status.PASS, old)],
     }
     assert failing_datasets(latest, graph) == {"driver_stats", "drivers"}
 

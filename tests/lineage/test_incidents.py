@@ -3,14 +3,13 @@ when it resolves, and staleness blamed on parents that have not updated."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from osemn.lineage.graph import Edge, EdgeKind, LineageGraph, Node, NodeKind
 from osemn.lineage.incidents import IncidentTriage, failing_datasets
-from osemn.results import CheckKind, CheckResult, Measurement, Status
+from osemn.results import Status
 from osemn.rules.alerts import Alert, AlertState
-
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+from tests.lineage.helpers import NOW, freshness_result
 
 
 def _graph() -> LineageGraph:
@@ -95,29 +94,13 @@ def test_when_the_root_resolves_held_symptoms_are_rechecked_first() -> None:
     assert third.recheck == frozenset()
 
 
-def _freshness(dataset: str, status: Status, newest: datetime | None) -> CheckResult:
-    measurements = (
-        ()
-        if newest is None
-        else (Measurement(name="newest_row_timestamp_seconds", value=newest.timestamp()),)
-    )
-    return CheckResult(
-        dataset=dataset,
-        kind=CheckKind.FRESHNESS,
-        check="at:freshness(max_age=15m)",
-        status=status,
-        finished_at=NOW,
-        measurements=measurements,
-    )
-
-
 def test_a_stale_dataset_whose_parent_did_not_update_is_a_symptom() -> None:
     graph = _graph()
     old = NOW - timedelta(hours=2)
     # raw has no freshness bound of its own that fails, but nothing newer than clean's rows.
     latest = {
-        "raw": [_freshness("raw", Status.PASS, old)],
-        "clean": [_freshness("clean", Status.FAIL, old)],
+        "raw": [freshness_result("raw", Status.PASS, old)],
+        "clean": [freshness_result("clean", Status.FAIL, old)],
     }
     failing = failing_datasets(latest, graph)
     assert failing == {"raw", "clean"}
@@ -128,8 +111,8 @@ def test_a_stale_dataset_whose_parent_did_not_update_is_a_symptom() -> None:
 
 def test_a_stale_dataset_whose_parent_has_newer_rows_is_the_root() -> None:
     latest = {
-        "raw": [_freshness("raw", Status.PASS, NOW - timedelta(minutes=1))],
-        "clean": [_freshness("clean", Status.FAIL, NOW - timedelta(hours=2))],
+        "raw": [freshness_result("raw", Status.PASS, NOW - timedelta(minutes=1))],
+        "clean": [freshness_result("clean", Status.FAIL, NOW - timedelta(hours=2))],
     }
     failing = failing_datasets(latest, _graph())
     assert failing == {"clean"}

@@ -17,7 +17,7 @@ from openlineage.client.event_v2 import RunState
 from osemn.cli import main
 from osemn.lineage.openlineage import check_run_events, dataset_name, to_json
 from osemn.results import CheckKind, CheckResult, Measurement, Status
-from tests.servers import Answer, HttpReceiver
+from tests.servers import Answer, HttpReceiver, free_port
 
 AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -179,7 +179,8 @@ def test_an_unreachable_receiver_is_an_error_of_the_command(
     config = tmp_path / "osemn.yaml"
     config.write_text(
         f'version: 1\nsources: {{d: {{url: "{url}"}}}}\n'
-        "lineage: {openlineage: {transport: {type: http, url: 'http://127.0.0.1:9', "
+        "lineage: {openlineage: {transport: {type: http, url: 'http://127.0.0.1:"
+        f"{free_port()}', "
         "timeout: 1, retry: {total: 0}}}}\n"
     )
     result = CliRunner().invoke(main, ["lineage", "-c", str(config), "--format", "openlineage"])

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from osemn._backoff import Backoff
 from osemn._feast_config import FeastSourceConfig
+from osemn._units import format_duration
 from osemn.errors import OsemnError, SourceUnavailableError
 from osemn.results import CheckKind, CheckResult, Status
 
@@ -215,7 +216,7 @@ class StoreJobs:
     def plan(self) -> StorePlan:
         """The feature views and their checks, or why they cannot be listed."""
         try:
-            views = self.open().views()
+            views = self.open().views(refresh=False)  # open() just read the registry
         except OsemnError as exc:
             return StorePlan(error=exc)
         return StorePlan(views=views)
@@ -227,7 +228,7 @@ class StoreJobs:
         """
         if plan.error is not None:
             return [f"ERROR {plan.error}"]
-        interval = _duration(self.config.interval)
+        interval = format_duration(self.config.interval)
         probe = self.config.probe
         lines = []
         for view in plan.views:
@@ -235,16 +236,15 @@ class StoreJobs:
             checks = ["freshness", "completeness", "dtype"]
             if options.schema_ is not None:
                 checks.append(f"schema {options.schema_}")
-            online = view.online and view.features and view.join_keys
             if view.online:
                 checks.append("materialization")
-            if online:
+            if view.servable:
                 checks.append("online parity")
             what = f"{', '.join(checks)} every {interval}"
-            if online:
+            if view.servable:
                 what += (
-                    f"; probes of {probe.sample} entities every {_duration(probe.interval)} "
-                    f"(timeout {_duration(probe.timeout)})"
+                    f"; probes of {probe.sample} entities every {format_duration(probe.interval)} "
+                    f"(timeout {format_duration(probe.timeout)})"
                 )
             lines.append(
                 f"feature view {view.name}: {len(view.features)} features, "
@@ -281,9 +281,3 @@ def _batch_label(view: FeatureViewInfo) -> str:
     batch = view.batch_source
     where: Any = batch.path or batch.table or "a query"
     return f"{batch.type} source {where}"
-
-
-def _duration(value: Any) -> str:
-    from osemn._units import format_duration
-
-    return str(format_duration(value))

@@ -74,11 +74,14 @@ class AgentLineage:
         """Where OpenLineage events go, when osemn.yaml or the environment configures it."""
         if self._config.lineage is None:
             return None
-        from osemn.exporters.receivers import OpenLineageSink
         from osemn.lineage.emit import openlineage_client
 
         client = openlineage_client(self._config.lineage.openlineage)
-        return None if client is None else OpenLineageSink(client=client)
+        if client is None:
+            return None
+        from osemn.exporters.receivers import OpenLineageSink  # httpx loads only here
+
+        return OpenLineageSink(client=client)
 
     def send_through(self, outbox: Outbox) -> None:
         """Enqueue OpenLineage events in ``outbox`` (one made with this ``sink()``)."""

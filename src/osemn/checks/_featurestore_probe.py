@@ -27,8 +27,6 @@ from osemn.sources.featurestore import FeatureStoreSource, FeatureViewInfo
 
 __all__ = ["PROBE_CHECK", "OnlineProber", "ProbeResult", "ProbeStatus"]
 
-"""The ``check`` of a probe as a ``CheckResult`` (kind ``featurestore``)."""
-
 _PROBE_STATUS = {
     "up": Status.PASS,
     "down": Status.FAIL,  # the store is unavailable: the SLI's bad event, not osemn's error
@@ -133,7 +131,7 @@ class OnlineProber:
         except OsemnError as exc:
             log.warning("source %r: cannot list feature views to probe: %s", self.source.name, exc)
             return []
-        return [self.probe(v) for v in views if v.online and v.features and v.join_keys]
+        return [self.probe(v) for v in views if v.servable]
 
     def probe(self, view: FeatureViewInfo) -> ProbeResult:
         """Probe one view; never raises (an unexpected error counts as down)."""

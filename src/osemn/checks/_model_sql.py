@@ -49,6 +49,7 @@ __all__ = [
     "PERCENTILE_SAMPLE",
     "SUB_BINS",
     "dimensions",
+    "has_percentiles",
     "joined",
     "materialized",
     "percentiles",
@@ -116,10 +117,17 @@ def _quantile_default(element: _Quantile, compiler: SQLCompiler, **kw: Any) -> s
     return f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {value})"
 
 
-@compiles(_Quantile, "sqlite")
-@compiles(_Quantile, "mysql")
+_NO_PERCENTILES = ("sqlite", "mysql")
+
+
+@compiles(_Quantile, *_NO_PERCENTILES)
 def _quantile_none(element: _Quantile, compiler: SQLCompiler, **kw: Any) -> str:
     return "min(NULL)"  # still an aggregate: the statement keeps returning one row
+
+
+def has_percentiles(dialect_name: str) -> bool:
+    """Whether the dialect computes ``percentile_cont`` (elsewhere percentiles are NULL)."""
+    return dialect_name not in _NO_PERCENTILES
 
 
 def _quantile(value: sa.ColumnElement[Any], fraction: float) -> sa.ColumnElement[float]:

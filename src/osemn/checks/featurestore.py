@@ -114,11 +114,6 @@ def materialization_result(
     )
 
 
-def _comparable(view: FeatureViewInfo) -> bool:
-    """Whether the view has online values to compare: served, with features and entities."""
-    return view.online and bool(view.features) and bool(view.join_keys)
-
-
 class FeatureStoreChecks:
     """Runs the offline, materialization and parity checks of one feature-store source.
 
@@ -180,7 +175,7 @@ class FeatureStoreChecks:
         if view.online:
             limit = options.materialization or view.ttl
             out.insert(0, (CheckKind.FEATURESTORE, materialization_name(limit)))
-        if _comparable(view):
+        if view.servable:
             out += [(CheckKind.FEATURESTORE, n) for n in self._parity_names(view)]
         return out
 
@@ -214,7 +209,7 @@ class FeatureStoreChecks:
             )
             errors = self._errors(view, expected, exc, now)
             return [*results, *errors, *self._parity_errors(view, exc, now)]
-        if _comparable(view):
+        if view.servable:
             results += self._parity(view, source, now)
         return results
 
@@ -278,7 +273,7 @@ class FeatureStoreChecks:
     def _parity_errors(
         self, view: FeatureViewInfo, exc: OsemnError, now: datetime
     ) -> list[CheckResult]:
-        if not _comparable(view):
+        if not view.servable:
             return []
         return self._errors(
             view, [(CheckKind.FEATURESTORE, n) for n in self._parity_names(view)], exc, now

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from osemn._model_config import LABELS_CHECK, LATENCY_CHECK, ModelConfig
 from osemn.agent._run import RunContext
 from osemn.agent.state import StateStore
+from osemn.checks._model_sql import has_percentiles
 from osemn.checks._time import bind_time
 from osemn.checks.model_metrics import ModelTables, WindowMetrics, window_metrics
 from osemn.config import DatasetConfig
@@ -143,8 +144,18 @@ class ModelRunner:
         spec = self._spec()
         now, width = run.now, self.config.window
 
+        quantiles = has_percentiles(self.warehouse.engine.dialect.name)
+
         def measure(tables: ModelTables, start: datetime, end: datetime) -> WindowMetrics:
-            return window_metrics(lambda s: list(run.execute(s)), tables, start, end)
+            return window_metrics(
+                lambda s: list(run.execute(s)), tables, start, end, percentiles_too=quantiles
+            )
+
+        def count(tables: ModelTables, start: datetime, end: datetime) -> WindowMetrics:
+            """Good and bad events only: no percentiles statement."""
+            return window_metrics(
+                lambda s: list(run.execute(s)), tables, start, end, percentiles_too=False
+            )
 
         current = measure(spec, now - width, now)
         past: list[tuple[int, datetime, datetime, WindowMetrics | OsemnError]] = []
@@ -161,7 +172,7 @@ class ModelRunner:
         # refuse them too, so they wait (the watermark stays) until it is fixed.
         if events and not any(isinstance(m, OsemnError) for *_, m in past):
             try:
-                counted = self._events(run, spec, measure)
+                counted = self._events(run, spec, count)
             except (SourceUnavailableError, QueryTimeoutError):
                 raise
             except OsemnError as exc:

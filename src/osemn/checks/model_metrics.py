@@ -141,10 +141,20 @@ class WindowMetrics:
         return self.labelled / self.predictions if self.predictions else None
 
 
-def window_metrics(run: Run, spec: ModelTables, start: datetime, end: datetime) -> WindowMetrics:
+def window_metrics(
+    run: Run,
+    spec: ModelTables,
+    start: datetime,
+    end: datetime,
+    *,
+    percentiles_too: bool = True,
+) -> WindowMetrics:
     """Metrics of the predictions made in ``[start, end)`` with the labels present now.
 
     :param run: executes one statement and returns its rows.
+    :param percentiles_too: also the label-delay and latency percentiles (one more
+        statement); callers that only count good and bad events leave them out, as
+        do dialects without ``percentile_cont`` (``has_percentiles``).
     :raises UnknownColumnError: a configured column is not in its table.
     :raises ConfigError: the task lacks the columns it needs, or a bad parameter.
     :raises CheckError: a score outside [0, 1] or a binary label or prediction
@@ -166,7 +176,7 @@ def window_metrics(run: Run, spec: ModelTables, start: datetime, end: datetime) 
     _check_values(whole, spec)
     metrics = {key: _metrics(agg, spec) for key, agg in slices.items()}
     window = metrics[(0, "")]
-    if spec.latency is not None or window.labelled:
+    if percentiles_too and (spec.latency is not None or window.labelled):
         (row,) = run(percentiles(spec, start, end, window.predictions))
         window = replace(
             window,

@@ -175,20 +175,21 @@ class Histogram:
     """
 
     bounds: tuple[float, ...] = DURATION_BUCKETS
-    counts: list[int] = field(default_factory=list)
+    counts: list[int] = field(init=False)
     total: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+        self._labels = (*(repr(b) for b in self.bounds), "+Inf")
+
     def observe(self, value: float) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
     def cumulative(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         running = 0
-        labels = (*(repr(b) for b in self.bounds), "+Inf")
-        for bound, count in zip(labels, self.counts, strict=True):
+        for bound, count in zip(self._labels, self.counts, strict=True):
             running += count
             out.append((bound, running))
         return out

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import httpx
 
 from osemn._slo_config import (
+    OPENLINEAGE_RECEIVER,
     AlertmanagerReceiver,
     FileReceiver,
     PagerDutyReceiver,
@@ -74,7 +75,6 @@ __all__ = [
 ]
 
 SIGNATURE_HEADER = "X-Osemn-Signature"
-OPENLINEAGE_RECEIVER = "openlineage"  # the outbox receiver name of OpenLineage events
 # Slack allows 50 blocks per message; past a screenful, on-call reads the status page.
 SLACK_MAX_ALERTS = 10
 # Block Kit limits: a header's plain text, a section's text. PagerDuty's summary limit.

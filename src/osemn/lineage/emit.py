@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-from openlineage.client import OpenLineageClient
-from openlineage.client.event_v2 import RunEvent
+from typing import TYPE_CHECKING
 
 from osemn._lineage_config import OpenLineageConfig
 from osemn.errors import DeliveryError
+
+if TYPE_CHECKING:  # openlineage-python loads only when a transport is configured
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import RunEvent
 
 __all__ = ["emit", "not_delivered", "openlineage_client"]
 
@@ -26,14 +28,17 @@ _ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG")
 
 def openlineage_client(settings: OpenLineageConfig | None) -> OpenLineageClient | None:
     """The client osemn.yaml or the environment asks for, None when neither does."""
-    if settings is not None and settings.transport is not None:
-        return OpenLineageClient(config={"transport": dict(settings.transport)})
+    given = settings is not None and settings.transport is not None
     configured = any(os.environ.get(name) for name in _ENV) or any(
         name.startswith("OPENLINEAGE__TRANSPORT") for name in os.environ
     )
-    if configured or Path("openlineage.yml").exists():
-        return OpenLineageClient()
-    return None
+    if not (given or configured or Path("openlineage.yml").exists()):
+        return None
+    from openlineage.client import OpenLineageClient
+
+    if settings is not None and settings.transport is not None:
+        return OpenLineageClient(config={"transport": dict(settings.transport)})
+    return OpenLineageClient()
 
 
 def emit(client: OpenLineageClient, events: Sequence[RunEvent]) -> None:

@@ -180,10 +180,6 @@ class LineageGraph:
         """Every node upstream of ``key``, nearest first (cycles walked once)."""
         return [self._keys[i] for i in self._walk(self._index[key], self._up)]
 
-    def descendants(self, key: str) -> list[str]:
-        """Every node downstream of ``key``, nearest first."""
-        return [self._keys[i] for i in self._walk(self._index[key], self._down)]
-
     def column_origins(self, key: str, column: str) -> list[tuple[str, str]]:
         """The table columns a column is computed from, nested views expanded.
 

@@ -120,7 +120,7 @@ def scan_lineage(
     for part in scans:
         nodes.update(part.nodes)
         problems.extend(part.problems)
-    edges = merge_edges(*(part.edges for part in scans))
+    edges = [edge for part in scans for edge in part.edges]  # merged once, at the end
     columns = [c for part in scans for c in part.columns]
     _name_datasets(config, scans, nodes, problems)
     edges.extend(_model_edges(config, nodes))

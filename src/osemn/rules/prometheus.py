@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from osemn.config import Config, RouteConfig
+from osemn.lineage.incidents import ROLE_ROOT, ROLE_SYMPTOM
 from osemn.rules._prom_rules import (
     METRIC,
     RULE_FILE,
@@ -104,8 +105,8 @@ def alertmanager_config(config: Config) -> dict[str, Any]:
                 "equal": ["slo"],
             },
             {
-                "source_matchers": ['dq_role="root_cause"'],
-                "target_matchers": ['dq_role="downstream_symptom"'],
+                "source_matchers": [f'dq_role="{ROLE_ROOT}"'],
+                "target_matchers": [f'dq_role="{ROLE_SYMPTOM}"'],
                 "equal": ["incident_root"],
             },
         ],

@@ -92,6 +92,14 @@ class FeatureViewInfo:
     materialization_intervals: tuple[tuple[datetime, datetime], ...]
 
     @property
+    def servable(self) -> bool:
+        """Whether the online store serves it: online, with features and entity keys.
+
+        Only such a view can be probed or compared online with offline.
+        """
+        return self.online and bool(self.features) and bool(self.join_keys)
+
+    @property
     def materialized_until(self) -> datetime | None:
         """The end of the last materialization: online values are as of this time."""
         if not self.materialization_intervals:
